@@ -1,0 +1,31 @@
+"""cartoparty: mapping parties whose points end up in OpenStreetMap and open data."""
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(config=None):
+    """Build the app: settings from the environment (then `config`), presets checked,
+    extensions and blueprints attached."""
+    from . import api, errors, events, photos, presets, submissions
+    from . import config as settings
+    from .extensions import db, migrate
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(settings.from_environment(app.instance_path))
+    app.config.from_mapping(config or {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        "connect_args": {"options": "-c timezone=UTC"},
+    }
+    app.json.sort_keys = False
+
+    app.extensions["cartoparty.presets"] = presets.load(app.config.get("PRESET_DIR",
+                                                                       presets.PRESET_DIR))
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
+    errors.register(app)
+    for module in (api, events, submissions, photos):
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,46 @@
+"""The API's shared parts: its OpenAPI description, the presets, and reading JSON bodies."""
+
+import json
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .errors import CartopartyError
+from .presets import all_presets
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text(encoding="utf-8"))
+
+
+def json_body():
+    """The request's JSON object, or a 4xx naming what is wrong with it."""
+    raw = request.get_data(cache=True)
+    if len(raw) > current_app.config["MAX_JSON_BYTES"]:
+        raise CartopartyError("the request body is too large", status=413)
+    if request.mimetype != "application/json":
+        raise CartopartyError("send the body as JSON with 'Content-Type: application/json'",
+                              field="Content-Type", status=415)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CartopartyError(f"the body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise CartopartyError("the body must be a JSON object")
+    return body
+
+
+def refuse_unknown_fields(body, known):
+    """Refuse fields the API does not know (a misspelt field would otherwise be lost)."""
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise CartopartyError(f"unknown field {unknown[0]!r}", field=unknown[0], status=422)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(OPENAPI)
+
+
+@bp.get("/presets")
+def presets():
+    return jsonify(list(all_presets().values()))

@@ -1,0 +1,92 @@
+"""Who is asking: walkers by the bearer token they got when joining, organisers by their
+signed-in session (or HTTP Basic for scripts)."""
+
+import functools
+
+from flask import g, request, session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .errors import NotFound, Unauthorised
+from .extensions import db
+from .models import Event, Organiser, Participant, hash_token
+
+
+def hash_password(password):
+    """The stored form of an organiser's password."""
+    return generate_password_hash(password)
+
+
+def find_organiser(email, password):
+    """The organiser with this email and password, or None."""
+    organiser = db.session.scalar(db.select(Organiser).filter_by(email=email.strip().lower()))
+    if organiser and check_password_hash(organiser.password_hash, password):
+        return organiser
+    return None
+
+
+def current_organiser():
+    """The signed-in organiser, or None."""
+    if "organiser" not in g:
+        organiser = None
+        if session.get("organiser_id"):
+            organiser = db.session.get(Organiser, session["organiser_id"])
+        elif request.authorization and request.authorization.type == "basic":
+            credentials = request.authorization
+            organiser = find_organiser(credentials.username or "", credentials.password or "")
+        g.organiser = organiser
+    return g.organiser
+
+
+def bearer_token():
+    """The token of an `Authorization: Bearer …` header, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def current_participant(event):
+    """The walker of `event` whose token came with the request, or None."""
+    token = bearer_token()
+    if token is None or len(token) > 200:
+        return None
+    return db.session.scalar(db.select(Participant).filter_by(
+        event_id=event.id, token_hash=hash_token(token)))
+
+
+def load_event(slug):
+    """The event with this slug, or a 404 naming it."""
+    event = db.session.scalar(db.select(Event).filter_by(slug=slug)) if len(slug) <= 64 else None
+    if event is None:
+        raise NotFound(f"there is no event {slug!r}", field="slug")
+    return event
+
+
+def participant_required(view):
+    """Load the event named by `slug` and the walker whose token came with the request."""
+
+    @functools.wraps(view)
+    def wrapped(slug, **kwargs):
+        event = load_event(slug)
+        participant = current_participant(event)
+        if participant is None:
+            raise Unauthorised("join the event first: this route needs your walker token "
+                               "as 'Authorization: Bearer <token>'", field="Authorization")
+        return view(event, participant, **kwargs)
+
+    return wrapped
+
+
+def member_required(view):
+    """Load the event named by `slug` for one of its walkers or organisers."""
+
+    @functools.wraps(view)
+    def wrapped(slug, **kwargs):
+        event = load_event(slug)
+        if not event.is_organised_by(current_organiser()) and current_participant(event) is None:
+            raise Unauthorised("only the event's walkers and organisers can see this",
+                               field="Authorization")
+        return view(event, **kwargs)
+
+    return wrapped

@@ -1,0 +1,159 @@
+"""The `cartoparty` command: a Flask CLI group over create_app, using the project-local
+database unless DATABASE_URL says otherwise."""
+
+import os
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup, FlaskGroup
+from sqlalchemy import func
+from sqlalchemy.exc import OperationalError
+
+from . import create_app, localdb
+from .auth import hash_password
+from .errors import CartopartyError
+from .extensions import db
+from .models import Event, Organiser, Submission
+from .presets import PresetError, all_presets
+from .zones import read_zone
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def _app_for_cli():
+    if not os.environ.get("DATABASE_URL"):
+        localdb.ensure_running()
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_app_for_cli, add_version_option=False)
+def cli():
+    """Run and manage cartoparty: events, organisers, the database."""
+
+
+organiser_cli = AppGroup("organiser", help="Organiser accounts.")
+event_cli = AppGroup("event", help="Events.")
+cli.add_command(organiser_cli)
+cli.add_command(event_cli)
+
+
+def read_password():
+    """A new password: asked twice at a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@organiser_cli.command("add")
+@click.argument("email")
+def organiser_add(email):
+    """Create an organiser account; the password is asked for (or read from stdin)."""
+    email = email.strip().lower()
+    if not EMAIL.match(email) or len(email) > 254:
+        raise click.ClickException(f"{email!r} is not an email address")
+    if db.session.scalar(db.select(Organiser).filter_by(email=email)):
+        raise click.ClickException(f"an organiser {email} exists already")
+    password = read_password()
+    if len(password) < 8:
+        raise click.ClickException("the password must have at least 8 characters")
+    db.session.add(Organiser(email=email, password_hash=hash_password(password)))
+    db.session.commit()
+    click.echo(f"organiser {email} added")
+
+
+def parse_presets(value):
+    """Preset ids from 'id,id,…' (all presets when empty)."""
+    known = all_presets()
+    if not value:
+        return list(known)
+    chosen = [item.strip() for item in value.split(",") if item.strip()]
+    unknown = [item for item in chosen if item not in known]
+    if unknown or not chosen:
+        raise click.ClickException(
+            f"unknown preset {unknown[0] if unknown else value!r}; known: {', '.join(known)}")
+    return list(dict.fromkeys(chosen))
+
+
+@event_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The event's name, as walkers see it.")
+@click.option("--zone", "zone_file", required=True, type=click.Path(dir_okay=False),
+              help="A GeoJSON file with the zone's outline (Polygon or MultiPolygon).")
+@click.option("--presets", default="", help="Comma-separated preset ids (default: all).")
+@click.option("--organiser", "organiser_email", help="Email of an existing organiser.")
+@click.option("--starts", type=click.DateTime(), help="Start, e.g. 2026-06-13T10:00.")
+@click.option("--ends", type=click.DateTime(), help="End.")
+def event_create(slug, name, zone_file, presets, organiser_email, starts, ends):
+    """Create an event."""
+    if not SLUG.match(slug):
+        raise click.ClickException(f"{slug!r} is not a slug: lowercase letters, digits, '-'")
+    if db.session.scalar(db.select(Event).filter_by(slug=slug)):
+        raise click.ClickException(f"an event {slug!r} exists already")
+    if not name.strip() or len(name) > 200:
+        raise click.ClickException("--name must be 1 to 200 characters")
+    try:
+        zone = read_zone(Path(zone_file).read_bytes())
+    except OSError as error:
+        raise click.ClickException(f"cannot read {zone_file}: {error.strerror}") from None
+    except CartopartyError as error:
+        raise click.ClickException(f"{zone_file}: {error.message}") from None
+    event = Event(slug=slug, name=name.strip(), zone=zone, presets=parse_presets(presets),
+                  starts_at=_aware(starts), ends_at=_aware(ends))
+    if organiser_email:
+        organiser = db.session.scalar(
+            db.select(Organiser).filter_by(email=organiser_email.strip().lower()))
+        if organiser is None:
+            raise click.ClickException(f"no organiser {organiser_email}; "
+                                       "add one with 'cartoparty organiser add'")
+        event.organisers.append(organiser)
+    if starts and ends and ends < starts:
+        raise click.ClickException("--ends is before --starts")
+    db.session.add(event)
+    db.session.commit()
+    click.echo(f"event {slug} created: walkers join at /e/{slug}")
+
+
+def _aware(moment):
+    return moment.astimezone() if isinstance(moment, datetime) else None
+
+
+@event_cli.command("list")
+def event_list():
+    """List events with their number of submissions."""
+    counts = (db.select(Submission.event_id, func.count().label("n"))
+              .group_by(Submission.event_id).subquery())
+    rows = db.session.execute(
+        db.select(Event.slug, Event.name, Event.starts_at, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.event_id == Event.id).order_by(Event.slug)).all()
+    if not rows:
+        click.echo("no events yet")
+    for slug, name, starts_at, count in rows:
+        when = starts_at.date().isoformat() if starts_at else "-"
+        click.echo(f"{slug}\t{when}\t{count} submissions\t{name}")
+
+
+@cli.command("demo")
+def demo_command():
+    """Load or refresh the demo event (slug 'demo') and its organiser."""
+    from .demo import load_demo
+
+    email, password = load_demo()
+    click.echo(f"demo event loaded; organiser {email}, password {password}")
+
+
+def main():
+    """Entry point of the console script: errors become one line and a non-zero exit."""
+    try:
+        cli.main(prog_name="cartoparty")
+    except (PresetError, localdb.LocalDatabaseError) as error:
+        click.echo(f"cartoparty: {error}", err=True)
+        sys.exit(1)
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        click.echo(f"cartoparty: cannot reach the database: {reason}", err=True)
+        sys.exit(1)
+

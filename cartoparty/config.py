@@ -1,0 +1,45 @@
+"""Settings, read from the environment once when the app is created."""
+
+import os
+import secrets
+from pathlib import Path
+
+from . import localdb
+
+
+def database_url(environ=os.environ):
+    """DATABASE_URL for psycopg 3, or the project-local cluster when it is unset."""
+    value = environ.get("DATABASE_URL", "").strip()
+    if not value:
+        return localdb.url()
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix):]
+    return value
+
+
+def secret_key(instance_path):
+    """SECRET_KEY, or one made once and kept in the instance folder."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_environment(instance_path):
+    """The app's configuration as a dict."""
+    return {
+        "SECRET_KEY": secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url(),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PHOTO_DIR": os.environ.get("PHOTO_DIR", str(Path(instance_path) / "photos")),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 12 * 1024 * 1024)),
+        "MAX_PHOTO_PIXELS": int(os.environ.get("MAX_PHOTO_PIXELS", 40_000_000)),
+        "MAX_JSON_BYTES": 64 * 1024,
+    }
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

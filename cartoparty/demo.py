@@ -1,0 +1,89 @@
+"""The demo event: a real neighbourhood of Chambéry (Savoie), every preset, a demo organiser
+and a few points from two walkers, so that a fresh `make run` has something to show."""
+
+import os
+import random
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from .auth import hash_password
+from .extensions import db
+from .models import Event, Organiser, Participant, Status, Submission, hash_token
+from .presets import all_presets, check_tags
+from .zones import read_zone
+
+SLUG = "demo"
+ORGANISER_EMAIL = "organiser@demo.cartoparty.test"
+# East of Chambéry's old town, between the Leysse and the railway (WGS84, lon/lat).
+ZONE = {"type": "Polygon", "coordinates": [[
+    [5.9245, 45.5625], [5.9395, 45.5625], [5.9395, 45.5705], [5.9245, 45.5705], [5.9245, 45.5625],
+]]}
+SAMPLE_POINTS = [
+    ("tree", {"species": "Platanus × hispanica", "leaf_type": "broadleaved"}, Status.approved),
+    ("tree", {"genus": "Tilia", "leaf_cycle": "deciduous"}, Status.pending),
+    ("tree", {"species": "Acer platanoides"}, Status.pending),
+    ("bench", {"backrest": "yes", "material": "wood"}, Status.approved),
+    ("bench", {"backrest": "no"}, Status.rejected),
+    ("defibrillator", {"indoor": "yes", "defibrillator:location": "Dans le hall, à gauche"},
+     Status.pending),
+    ("waste_basket", {}, Status.approved),
+    ("drinking_water", {"bottle": "yes"}, Status.pending),
+    ("bicycle_parking", {"bicycle_parking": "stands", "capacity": "8"}, Status.pending),
+    ("post_box", {"operator": "La Poste"}, Status.approved),
+]
+
+
+def demo_password():
+    """The demo organiser's password (DEMO_PASSWORD, or a fixed one for local use)."""
+    return os.environ.get("DEMO_PASSWORD", "cartoparty-demo")
+
+
+def _organiser():
+    organiser = db.session.scalar(db.select(Organiser).filter_by(email=ORGANISER_EMAIL))
+    if organiser is None:
+        organiser = Organiser(email=ORGANISER_EMAIL, password_hash="")
+        db.session.add(organiser)
+    organiser.password_hash = hash_password(demo_password())
+    return organiser
+
+
+def _sample_submissions(event, walkers):
+    presets = all_presets()
+    randomness = random.Random(42)  # the same demo every time
+    start = datetime.now(UTC) - timedelta(hours=2)
+    for number, (preset_id, tags, status) in enumerate(SAMPLE_POINTS):
+        lon = randomness.uniform(5.9260, 5.9380)
+        lat = randomness.uniform(45.5635, 45.5695)
+        db.session.add(Submission(
+            event_id=event.id, participant_id=walkers[number % len(walkers)].id,
+            client_id=uuid.UUID(int=randomness.getrandbits(128), version=4), preset=preset_id,
+            geom=f"SRID=4326;POINT({lon:.7f} {lat:.7f})", accuracy=randomness.choice([4, 8, 15]),
+            tags=check_tags(presets[preset_id], tags), note="", status=status,
+            observed_at=start + timedelta(minutes=7 * number), body_sha256="demo"))
+
+
+def load_demo():
+    """Create or refresh the demo event; return the organiser's email and password."""
+    event = db.session.scalar(db.select(Event).filter_by(slug=SLUG))
+    if event is not None:
+        db.session.delete(event)
+        db.session.flush()
+    event = Event(slug=SLUG, name="Cartopartie de démonstration — Chambéry",
+                  description="Une balade pour recenser arbres, bancs, défibrillateurs et "
+                              "fontaines du quartier. Demo mapping party in Chambéry.",
+                  zone=read_zone(ZONE), presets=list(all_presets()),
+                  starts_at=datetime.now(UTC).replace(minute=0, second=0, microsecond=0),
+                  ends_at=datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+                  + timedelta(hours=3))
+    event.organisers.append(_organiser())
+    db.session.add(event)
+    db.session.flush()
+    walkers = [Participant(event_id=event.id, pseudonym=name, consented_at=datetime.now(UTC),
+                           token_hash=hash_token(secrets.token_urlsafe(32)))
+               for name in ("Camille", "Noor")]
+    db.session.add_all(walkers)
+    db.session.flush()
+    _sample_submissions(event, walkers)
+    db.session.commit()
+    return ORGANISER_EMAIL, demo_password()

@@ -1,0 +1,75 @@
+"""Events as walkers see them through the API, and joining one."""
+
+import json
+import secrets
+from datetime import UTC, datetime
+
+from flask import Blueprint, jsonify
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+
+from .api import json_body, refuse_unknown_fields
+from .auth import load_event
+from .errors import Conflict, Invalid
+from .extensions import db
+from .models import Event, Participant, hash_token
+from .presets import all_presets
+
+bp = Blueprint("events", __name__, url_prefix="/api/events")
+
+
+def event_json(event):
+    """The event as the API shows it, its zone as GeoJSON."""
+    zone = db.session.scalar(
+        db.select(func.ST_AsGeoJSON(Event.zone, 7)).where(Event.id == event.id))
+    presets = all_presets()
+    return {
+        "slug": event.slug,
+        "name": event.name,
+        "description": event.description,
+        "starts_at": event.starts_at.isoformat() if event.starts_at else None,
+        "ends_at": event.ends_at.isoformat() if event.ends_at else None,
+        "licence": event.licence,
+        "allow_outside_zone": event.allow_outside_zone,
+        "zone": json.loads(zone),
+        "presets": [presets[preset_id] for preset_id in event.presets if preset_id in presets],
+    }
+
+
+@bp.get("/<slug>")
+def show(slug):
+    return jsonify(event_json(load_event(slug)))
+
+
+def clean_pseudonym(value):
+    """The pseudonym as stored, or Invalid."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("choose a pseudonym", field="pseudonym")
+    value = " ".join(value.split())
+    if len(value) > 40:
+        raise Invalid("a pseudonym has at most 40 characters", field="pseudonym")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise Invalid("a pseudonym cannot hold control characters", field="pseudonym")
+    return value
+
+
+@bp.post("/<slug>/participants")
+def join(slug):
+    event = load_event(slug)
+    body = json_body()
+    refuse_unknown_fields(body, {"pseudonym", "consent"})
+    pseudonym = clean_pseudonym(body.get("pseudonym"))
+    if body.get("consent") is not True:
+        raise Invalid(f"joining needs your consent to publish what you record under "
+                      f"{event.licence}", field="consent")
+    token = secrets.token_urlsafe(32)
+    participant = Participant(event_id=event.id, pseudonym=pseudonym,
+                              token_hash=hash_token(token), consented_at=datetime.now(UTC))
+    db.session.add(participant)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"the pseudonym {pseudonym!r} is taken in this event; choose another",
+                       field="pseudonym") from None
+    return jsonify({"token": token, "pseudonym": pseudonym}), 201

@@ -1,0 +1,149 @@
+"""Photos of submissions: only real JPEG, PNG or WebP, re-encoded so that no EXIF but the
+orientation survives (no GPS position, camera serial or owner name), kept under their sha256."""
+
+import hashlib
+import io
+import os
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy.dialects.postgresql import insert
+
+from .auth import member_required, participant_required
+from .errors import CartopartyError, Forbidden, Invalid, NotFound
+from .extensions import db
+from .models import Photo, Submission
+
+bp = Blueprint("photos", __name__, url_prefix="/api/events")
+
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+ORIENTATION = 0x0112
+MAX_PHOTOS = 5
+
+
+def _open(data, max_pixels):
+    """The decoded image, or a 4xx saying why it is not one we take."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES))
+            if image.width * image.height > max_pixels:
+                raise CartopartyError(f"the photo has more than {max_pixels} pixels",
+                                      field="photo", status=413)
+            image.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CartopartyError("the photo must be a JPEG, PNG or WebP image", field="photo",
+                              status=415) from None
+    except (OSError, SyntaxError, ValueError):
+        raise Invalid("the photo file is damaged or truncated", field="photo") from None
+    return image
+
+
+def clean_photo(data, max_pixels):
+    """Re-encode an uploaded image without its metadata but its orientation.
+
+    Returns (bytes, media type, width, height)."""
+    image = _open(data, max_pixels)
+    orientation = image.getexif().get(ORIENTATION)
+    exif = Image.Exif()
+    if orientation in range(2, 9):
+        exif[ORIENTATION] = orientation
+    options = {"exif": exif.tobytes()} if len(exif) else {}
+    if image.format == "JPEG":
+        options.update(quality=90, icc_profile=image.info.get("icc_profile"))
+        if image.mode not in ("RGB", "L", "CMYK"):
+            image = image.convert("RGB")
+    elif image.format == "WEBP":
+        options.update(quality=90, lossless=image.info.get("lossless", False))
+    media_type = MEDIA_TYPES[image.format]
+    out = io.BytesIO()
+    image.save(out, format=image.format, **options)
+    return out.getvalue(), media_type, image.width, image.height
+
+
+def _store(directory, relative, data):
+    """Write the file atomically; return True if it was not there before."""
+    path = Path(directory) / relative
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
+    return True
+
+
+def _submission(event, participant, client_id):
+    try:
+        client_uuid = uuid.UUID(client_id)
+    except ValueError:
+        raise NotFound("client_id is not a UUID", field="client_id") from None
+    submission = db.session.scalar(
+        db.select(Submission).filter_by(event_id=event.id, client_id=client_uuid))
+    if submission is None:
+        raise NotFound("send the submission before its photo", field="client_id")
+    if submission.participant_id != participant.id:
+        raise Forbidden("only the walker who recorded this point can add photos",
+                        field="client_id")
+    return submission
+
+
+@bp.post("/<slug>/submissions/<client_id>/photos")
+@participant_required
+def upload(event, participant, client_id):
+    submission = _submission(event, participant, client_id)
+    upload = request.files.get("photo")
+    if upload is None:
+        raise Invalid("send the image as a multipart/form-data field named 'photo'", field="photo")
+    data, media_type, width, height = clean_photo(
+        upload.read(), current_app.config["MAX_PHOTO_PIXELS"])
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = db.session.scalar(db.select(Photo).filter_by(
+        submission_id=submission.id, sha256=sha256))
+    if existing is not None:
+        return jsonify(photo_json(event, submission, existing)), 200
+    if len(submission.photos) >= MAX_PHOTOS:
+        raise Invalid(f"a point has at most {MAX_PHOTOS} photos", field="photo")
+    photo = Photo(submission_id=submission.id, sha256=sha256, media_type=media_type,
+                  size=len(data), width=width, height=height)
+    created = _store(current_app.config["PHOTO_DIR"], photo.filename, data)
+    try:
+        photo_id = db.session.scalar(
+            insert(Photo).values(submission_id=submission.id, sha256=sha256,
+                                 media_type=media_type, size=len(data), width=width,
+                                 height=height)
+            .on_conflict_do_nothing(constraint="photo_once_per_submission")
+            .returning(Photo.id))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        if created:
+            (Path(current_app.config["PHOTO_DIR"]) / photo.filename).unlink(missing_ok=True)
+        raise
+    photo = db.session.get(Photo, photo_id) if photo_id else db.session.scalar(
+        db.select(Photo).filter_by(submission_id=submission.id, sha256=sha256))
+    return jsonify(photo_json(event, submission, photo)), 201 if photo_id else 200
+
+
+def photo_json(event, submission, photo):
+    """A stored photo as the API shows it."""
+    return {"sha256": photo.sha256, "media_type": photo.media_type, "size": photo.size,
+            "width": photo.width, "height": photo.height,
+            "url": f"/api/events/{event.slug}/photos/{photo.sha256}"}
+
+
+@bp.get("/<slug>/photos/<sha256>")
+@member_required
+def show(event, sha256):
+    photo = db.session.scalar(
+        db.select(Photo).join(Submission)
+        .where(Submission.event_id == event.id, Photo.sha256 == sha256[:64]))
+    if photo is None:
+        raise NotFound("no such photo in this event", field="sha256")
+    return send_file(Path(current_app.config["PHOTO_DIR"]) / photo.filename,
+                     mimetype=photo.media_type, max_age=86400)
+

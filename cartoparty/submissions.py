@@ -1,0 +1,171 @@
+"""Submissions: points walkers send, stored exactly once however often a phone replays them."""
+
+import hashlib
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import bindparam, func, text
+from sqlalchemy.dialects.postgresql import insert
+
+from .api import json_body, refuse_unknown_fields
+from .auth import current_organiser, current_participant, load_event, participant_required
+from .errors import Conflict, Invalid, Unauthorised
+from .extensions import db
+from .models import Event, Submission
+from .presets import all_presets, check_tags
+
+bp = Blueprint("submissions", __name__, url_prefix="/api/events")
+
+FIELDS = {"client_id", "preset", "lat", "lon", "accuracy", "tags", "note", "observed_at"}
+MAX_NOTE = 2000
+
+
+def _number(body, name, low, high, required=True):
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Invalid(f"{name} must be a number", field=name)
+    if not low <= value <= high:
+        raise Invalid(f"{name} must be between {low} and {high}", field=name)
+    return float(value)
+
+
+def _client_id(value):
+    try:
+        return uuid.UUID(value) if isinstance(value, str) and len(value) <= 40 else None
+    except ValueError:
+        return None
+
+
+def _observed_at(value, now):
+    if value is None:
+        return func.now()  # the same instant as received_at
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise Invalid("observed_at must be an ISO 8601 time with its time zone, "
+                      "e.g. 2026-06-13T10:15:00+02:00", field="observed_at")
+    if not datetime(2000, 1, 1, tzinfo=UTC) <= moment <= now + timedelta(days=1):
+        raise Invalid("observed_at is not a plausible time", field="observed_at")
+    return moment
+
+
+def read_submission(event, body):
+    """The submission's values from a request body, checked field by field."""
+    refuse_unknown_fields(body, FIELDS)
+    client_id = _client_id(body.get("client_id"))
+    if client_id is None:
+        raise Invalid("client_id must be a UUID made by the phone", field="client_id")
+    preset_id = body.get("preset")
+    preset = all_presets().get(preset_id) if isinstance(preset_id, str) else None
+    if preset is None:
+        raise Invalid(f"unknown preset {str(preset_id)[:40]!r}", field="preset")
+    if preset_id not in event.presets:
+        raise Invalid(f"the preset {preset_id!r} is not part of this event", field="preset")
+    note = body.get("note") or ""
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise Invalid(f"note must be text of at most {MAX_NOTE} characters", field="note")
+    return {
+        "client_id": client_id,
+        "preset": preset_id,
+        "lat": _number(body, "lat", -90, 90),
+        "lon": _number(body, "lon", -180, 180),
+        "accuracy": _number(body, "accuracy", 0, 100_000, required=False),
+        "tags": check_tags(preset, body.get("tags", {})),
+        "note": note.replace("\x00", ""),
+        "observed_at": _observed_at(body.get("observed_at"), datetime.now(UTC)),
+    }
+
+
+def body_digest(body):
+    """A fingerprint of what the phone sent, to tell a replay from a different body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _inside_zone(event, lat, lon):
+    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    return db.session.scalar(db.select(func.ST_Covers(Event.zone, point)).where(Event.id == event.id))
+
+
+SUBMISSION_COLUMNS = """
+    s.id, s.client_id::text AS client_id, s.preset, ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon,
+    s.accuracy, s.tags, s.note, s.status::text AS status, s.observed_at, s.received_at,
+    (SELECT count(*) FROM photo WHERE photo.submission_id = s.id) AS photo_count
+"""
+
+
+def submission_json(submission_id):
+    """A stored submission as the API shows it."""
+    row = db.session.execute(
+        text(f"SELECT {SUBMISSION_COLUMNS} FROM submission s WHERE s.id = :id"),  # noqa: S608
+        {"id": submission_id}).mappings().one()
+    return {**row, "observed_at": row["observed_at"].isoformat(),
+            "received_at": row["received_at"].isoformat()}
+
+
+@bp.post("/<slug>/submissions")
+@participant_required
+def create(event, participant):
+    body = json_body()
+    values = read_submission(event, body)
+    if not event.allow_outside_zone and not _inside_zone(event, values["lat"], values["lon"]):
+        raise Invalid("this point is outside the event's zone", field="lat")
+    digest = body_digest(body)
+    lat, lon = values.pop("lat"), values.pop("lon")
+    inserted = db.session.scalar(
+        insert(Submission)
+        .values(event_id=event.id, participant_id=participant.id, body_sha256=digest,
+                geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), **values)
+        .on_conflict_do_nothing(constraint="submission_client_id_unique")
+        .returning(Submission.id))
+    if inserted is not None:
+        db.session.commit()
+        return jsonify(submission_json(inserted)), 201
+    stored = db.session.execute(
+        db.select(Submission.id, Submission.participant_id, Submission.body_sha256)
+        .filter_by(event_id=event.id, client_id=values["client_id"])).one()
+    if stored.participant_id != participant.id or stored.body_sha256 != digest:
+        raise Conflict("another submission already has this client_id", field="client_id")
+    return jsonify(submission_json(stored.id)), 200
+
+
+FEATURE_COLLECTION = text("""
+    SELECT json_build_object(
+        'type', 'FeatureCollection',
+        'features', coalesce(json_agg(json_build_object(
+            'type', 'Feature',
+            'id', s.id,
+            'geometry', ST_AsGeoJSON(s.geom, 7)::json,
+            'properties', json_build_object(
+                'id', s.id, 'client_id', s.client_id, 'preset', s.preset, 'tags', s.tags,
+                'note', s.note, 'status', s.status, 'accuracy', s.accuracy,
+                'observed_at', s.observed_at, 'received_at', s.received_at,
+                'photo_count', (SELECT count(*) FROM photo WHERE photo.submission_id = s.id),
+                'mine', s.participant_id = :viewer,
+                'pseudonym', CASE WHEN :organiser THEN p.pseudonym END)
+        ) ORDER BY s.id), '[]'::json))::text
+    FROM submission s JOIN participant p ON p.id = s.participant_id
+    WHERE s.event_id = :event_id
+""").bindparams(bindparam("viewer", type_=db.Integer), bindparam("organiser", type_=db.Boolean))
+
+
+@bp.get("/<slug>/submissions.geojson")
+def feature_collection(slug):
+    event = load_event(slug)
+    organiser = current_organiser()
+    is_organiser = event.is_organised_by(organiser)
+    participant = None if is_organiser else current_participant(event)
+    if not is_organiser and participant is None:
+        raise Unauthorised("only the event's walkers and organisers can see its submissions",
+                           field="Authorization")
+    collection = db.session.scalar(FEATURE_COLLECTION, {
+        "event_id": event.id, "viewer": participant.id if participant else None,
+        "organiser": is_organiser})
+    return Response(collection, mimetype="application/geo+json")

@@ -1,0 +1,122 @@
+"""Shared fixtures: one throwaway PostGIS database built by the migrations, each test
+rolled back (SQLAlchemy's "join a session into an external transaction" recipe)."""
+
+import os
+import uuid
+
+import flask_migrate
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+os.environ.setdefault("SECRET_KEY", "tests-only-secret")
+
+from cartoparty import config, create_app, localdb  # noqa: E402
+from cartoparty.extensions import db  # noqa: E402
+from cartoparty.models import Event  # noqa: E402
+from cartoparty.zones import read_zone  # noqa: E402
+
+# A square of about 1.1 km around Chambéry's Place Saint-Léger (lon, lat).
+ZONE = {"type": "Polygon", "coordinates": [[
+    [5.915, 45.560], [5.930, 45.560], [5.930, 45.570], [5.915, 45.570], [5.915, 45.560]]]}
+INSIDE = {"lat": 45.565, "lon": 5.92}
+
+
+def _server_dsn(url, database):
+    url = make_url(url).set(drivername="postgresql", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A new, empty database on the development server, dropped at the end of the run."""
+    if not os.environ.get("DATABASE_URL"):
+        localdb.ensure_running()
+    base = config.database_url()
+    name = f"cartoparty_test_{os.getpid()}"
+    with psycopg.connect(_server_dsn(base, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(_server_dsn(base, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PHOTO_DIR": str(tmp_path_factory.mktemp("photos")),
+    })
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _rolled_back(request, app):
+    """Run the test in a transaction that is rolled back; views' commits become savepoints."""
+    if request.node.get_closest_marker("commits"):
+        with app.app_context():
+            yield
+        return
+    with app.app_context():
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        original = db.session
+        db.session = scoped_session(sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False))
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = original
+            transaction.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def make_event(slug="party", presets=("tree", "bench", "defibrillator"), **values):
+    """An event in Chambéry with a few presets."""
+    event = Event(slug=slug, name=values.pop("name", "Cartopartie du quartier"),
+                  zone=read_zone(values.pop("zone", ZONE)), presets=list(presets), **values)
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+@pytest.fixture
+def event():
+    return make_event()
+
+
+def join(client, slug, pseudonym="Camille"):
+    """Join an event as a walker; return the Authorization header."""
+    response = client.post(f"/api/events/{slug}/participants",
+                           json={"pseudonym": pseudonym, "consent": True})
+    assert response.status_code == 201, response.json
+    return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+@pytest.fixture
+def walker(client, event):
+    return join(client, event.slug)
+
+
+def a_submission(**values):
+    """A valid submission body for the `event` fixture."""
+    return {"client_id": str(uuid.uuid4()), "preset": "tree", **INSIDE, "accuracy": 6,
+            "tags": {"species": "Tilia cordata"}, "note": "", "observed_at":
+            "2026-06-13T10:15:00+02:00", **values}

@@ -1,0 +1,209 @@
+import threading
+import uuid
+
+import pytest
+from conftest import a_submission, join, make_event
+
+from cartoparty.extensions import db
+from cartoparty.models import Event, Submission
+
+
+def count_submissions():
+    return db.session.scalar(db.select(db.func.count()).select_from(Submission))
+
+
+def post(client, walker, body, slug="party"):
+    return client.post(f"/api/events/{slug}/submissions", json=body, headers=walker)
+
+
+def test_new_submission_is_stored_with_its_point_and_tags(client, walker):
+    body = a_submission()
+    response = post(client, walker, body)
+    assert response.status_code == 201
+    stored = response.json
+    assert stored["client_id"] == body["client_id"]
+    assert (stored["lat"], stored["lon"]) == (body["lat"], body["lon"])
+    assert stored["tags"] == {"species": "Tilia cordata", "natural": "tree"}
+    assert stored["status"] == "pending"
+    assert stored["observed_at"] == "2026-06-13T08:15:00+00:00"
+    submission = db.session.scalar(db.select(Submission))
+    point = db.session.execute(db.select(db.func.ST_X(Submission.geom),
+                                         db.func.ST_Y(Submission.geom))).one()
+    assert point == (body["lon"], body["lat"])
+    assert submission.accuracy == 6
+
+
+def test_replayed_submission_is_stored_once(client, walker):
+    body = a_submission()
+    first = post(client, walker, body)
+    replays = [post(client, walker, body) for _ in range(3)]
+    assert first.status_code == 201
+    assert [reply.status_code for reply in replays] == [200, 200, 200]
+    assert all(reply.json == first.json for reply in replays)
+    assert count_submissions() == 1
+
+
+def test_same_client_id_with_another_body_is_a_conflict(client, walker):
+    body = a_submission()
+    post(client, walker, body)
+    response = post(client, walker, {**body, "lat": body["lat"] + 0.001})
+    assert response.status_code == 409
+    assert response.json["field"] == "client_id"
+    assert count_submissions() == 1
+
+
+def test_same_client_id_from_another_walker_is_a_conflict(client, event, walker):
+    body = a_submission()
+    post(client, walker, body)
+    other = join(client, "party", "Noor")
+    assert post(client, other, body).status_code == 409
+
+
+def test_same_client_id_in_two_events_is_two_submissions(client, event, walker):
+    make_event("other")
+    body = a_submission()
+    assert post(client, walker, body).status_code == 201
+    assert post(client, join(client, "other"), body, slug="other").status_code == 201
+    assert count_submissions() == 2
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"client_id": "not-a-uuid"}, "client_id"),
+    ({"client_id": None}, "client_id"),
+    ({"client_id": 12}, "client_id"),
+    ({"preset": "volcano"}, "preset"),
+    ({"preset": "pharmacy"}, "preset"),
+    ({"preset": ["tree"]}, "preset"),
+    ({"lat": 91}, "lat"),
+    ({"lat": -90.5}, "lat"),
+    ({"lon": 181}, "lon"),
+    ({"lat": "45.56"}, "lat"),
+    ({"lat": None}, "lat"),
+    ({"lon": True}, "lon"),
+    ({"accuracy": -1}, "accuracy"),
+    ({"accuracy": "6"}, "accuracy"),
+    ({"lat": 48.85, "lon": 2.35}, "lat"),
+    ({"tags": {"leaf_type": "spiky"}}, "tags.leaf_type"),
+    ({"tags": {"natural": "rock"}}, "tags.natural"),
+    ({"tags": "natural=tree"}, "tags"),
+    ({"tags": {"x y": "z"}}, "tags.x y"),
+    ({"note": "x" * 2001}, "note"),
+    ({"note": ["a"]}, "note"),
+    ({"observed_at": "yesterday"}, "observed_at"),
+    ({"observed_at": "2026-06-13T10:15:00"}, "observed_at"),
+    ({"observed_at": "2999-01-01T00:00:00Z"}, "observed_at"),
+    ({"observed_at": 1718000000}, "observed_at"),
+    ({"colour": "green"}, "colour"),
+])
+def test_bad_submission_is_refused_naming_the_field(client, walker, change, field):
+    response = post(client, walker, a_submission(**change))
+    assert response.status_code == 422
+    assert response.json["field"] == field
+    assert count_submissions() == 0
+
+
+def test_non_finite_numbers_are_refused(client, walker):
+    data = f'{{"client_id": "{uuid.uuid4()}", "preset": "tree", "lat": NaN, "lon": 5.92}}'
+    response = client.post("/api/events/party/submissions", data=data,
+                           content_type="application/json", headers=walker)
+    assert response.status_code == 422
+    assert response.json["field"] == "lat"
+
+
+def test_point_outside_zone_is_accepted_when_the_event_allows_it(client):
+    make_event("open", allow_outside_zone=True)
+    response = post(client, join(client, "open"), a_submission(lat=48.85, lon=2.35), slug="open")
+    assert response.status_code == 201
+
+
+def test_observed_at_defaults_to_reception(client, walker):
+    body = a_submission()
+    del body["observed_at"]
+    response = post(client, walker, body)
+    assert response.status_code == 201
+    assert response.json["observed_at"] == response.json["received_at"]
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic Y2FtaWxsZQ=="},
+    {"Authorization": "Bearer " + "x" * 5000},
+])
+def test_submission_without_a_valid_token_is_401(client, event, headers):
+    response = post(client, headers, a_submission())
+    assert response.status_code == 401
+    assert response.json["field"] == "Authorization"
+
+
+def test_token_of_another_event_is_refused(client, event):
+    make_event("other")
+    response = post(client, join(client, "other"), a_submission())
+    assert response.status_code == 401
+
+
+def test_unknown_event_is_404(client, walker):
+    assert post(client, walker, a_submission(), slug="nowhere").status_code == 404
+
+
+def test_geojson_lists_submissions_for_walkers_longitude_first(client, walker):
+    body = a_submission()
+    post(client, walker, body)
+    response = client.get("/api/events/party/submissions.geojson", headers=walker)
+    assert response.status_code == 200
+    assert response.mimetype == "application/geo+json"
+    collection = response.json
+    assert collection["type"] == "FeatureCollection"
+    [feature] = collection["features"]
+    assert feature["geometry"] == {"type": "Point", "coordinates": [body["lon"], body["lat"]]}
+    properties = feature["properties"]
+    assert properties["client_id"] == body["client_id"]
+    assert properties["preset"] == "tree"
+    assert properties["tags"]["natural"] == "tree"
+    assert properties["status"] == "pending"
+    assert properties["accuracy"] == 6
+    assert properties["mine"] is True
+    assert properties["pseudonym"] is None
+    assert properties["observed_at"].startswith("2026-06-13T08:15:00")
+    assert {"id", "received_at"} <= set(properties)
+
+
+def test_geojson_of_an_empty_event_is_an_empty_collection(client, walker):
+    response = client.get("/api/events/party/submissions.geojson", headers=walker)
+    assert response.json == {"type": "FeatureCollection", "features": []}
+
+
+def test_geojson_is_401_for_strangers(client, event):
+    assert client.get("/api/events/party/submissions.geojson").status_code == 401
+    make_event("other")
+    stranger = join(client, "other")
+    assert client.get("/api/events/party/submissions.geojson",
+                      headers=stranger).status_code == 401
+
+
+@pytest.fixture
+def committed_event(app):
+    event = make_event("race")
+    yield event
+    db.session.execute(db.delete(Event).where(Event.slug == "race"))
+    db.session.commit()
+
+
+@pytest.mark.commits
+def test_racing_replays_create_exactly_one_row(app, committed_event):
+    walker = join(app.test_client(), "race")
+    body = a_submission()
+    start = threading.Barrier(12)
+    statuses = []
+
+    def replay():
+        start.wait()
+        statuses.append(post(app.test_client(), walker, body, slug="race").status_code)
+
+    threads = [threading.Thread(target=replay) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 11 + [201]
+    rows = db.session.scalar(db.select(db.func.count()).select_from(Submission)
+                             .where(Submission.event_id == committed_event.id))
+    assert rows == 1

@@ -26,6 +26,10 @@ def json_body():
         raise CartopartyError(f"the body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise CartopartyError("the body must be a JSON object")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise CartopartyError("the body holds text that is not valid Unicode") from None
     return body
 
 

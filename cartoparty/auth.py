@@ -3,7 +3,7 @@ signed-in session (or HTTP Basic for scripts)."""
 
 import functools
 
-from flask import g, request, session
+from flask import request, session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import NotFound, Unauthorised
@@ -26,15 +26,12 @@ def find_organiser(email, password):
 
 def current_organiser():
     """The signed-in organiser, or None."""
-    if "organiser" not in g:
-        organiser = None
-        if session.get("organiser_id"):
-            organiser = db.session.get(Organiser, session["organiser_id"])
-        elif request.authorization and request.authorization.type == "basic":
-            credentials = request.authorization
-            organiser = find_organiser(credentials.username or "", credentials.password or "")
-        g.organiser = organiser
-    return g.organiser
+    if session.get("organiser_id"):
+        return db.session.get(Organiser, session["organiser_id"])
+    credentials = request.authorization
+    if credentials and credentials.type == "basic":
+        return find_organiser(credentials.username or "", credentials.password or "")
+    return None
 
 
 def bearer_token():

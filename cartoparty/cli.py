@@ -21,6 +21,7 @@ from .presets import PresetError, all_presets
 from .zones import read_zone
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
@@ -85,8 +86,8 @@ def parse_presets(value):
               help="A GeoJSON file with the zone's outline (Polygon or MultiPolygon).")
 @click.option("--presets", default="", help="Comma-separated preset ids (default: all).")
 @click.option("--organiser", "organiser_email", help="Email of an existing organiser.")
-@click.option("--starts", type=click.DateTime(), help="Start, e.g. 2026-06-13T10:00.")
-@click.option("--ends", type=click.DateTime(), help="End.")
+@click.option("--starts", type=WHEN, help="Start in local time, e.g. 2026-06-13T10:00.")
+@click.option("--ends", type=WHEN, help="End in local time.")
 def event_create(slug, name, zone_file, presets, organiser_email, starts, ends):
     """Create an event."""
     if not SLUG.match(slug):

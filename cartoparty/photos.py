@@ -27,15 +27,18 @@ MAX_PHOTOS = 5
 
 def _open(data, max_pixels):
     """The decoded image, or a 4xx saying why it is not one we take."""
+    too_large = CartopartyError(f"the photo has more than {max_pixels} pixels", field="photo",
+                                status=413)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES))
             if image.width * image.height > max_pixels:
-                raise CartopartyError(f"the photo has more than {max_pixels} pixels",
-                                      field="photo", status=413)
+                raise too_large
             image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_large from None
+    except UnidentifiedImageError:
         raise CartopartyError("the photo must be a JPEG, PNG or WebP image", field="photo",
                               status=415) from None
     except (OSError, SyntaxError, ValueError):

@@ -1,11 +1,14 @@
+import base64
+import json
 import threading
 import uuid
 
 import pytest
 from conftest import a_submission, join, make_event
 
+from cartoparty.auth import hash_password
 from cartoparty.extensions import db
-from cartoparty.models import Event, Submission
+from cartoparty.models import Event, Organiser, Submission
 
 
 def count_submissions():
@@ -207,3 +210,59 @@ def test_racing_replays_create_exactly_one_row(app, committed_event):
     rows = db.session.scalar(db.select(db.func.count()).select_from(Submission)
                              .where(Submission.event_id == committed_event.id))
     assert rows == 1
+
+
+def organiser_of(event, email="alice@example.org", password="correct horse"):
+    organiser = Organiser(email=email, password_hash=hash_password(password))
+    if event is not None:
+        event.organisers.append(organiser)
+    db.session.add(organiser)
+    db.session.commit()
+    return organiser
+
+
+def test_geojson_shows_pseudonyms_to_the_event_organiser(client, event, walker):
+    post(client, walker, a_submission())
+    organiser = organiser_of(event)
+    with client.session_transaction() as session:
+        session["organiser_id"] = organiser.id
+    response = client.get("/api/events/party/submissions.geojson")
+    assert response.status_code == 200
+    [feature] = response.json["features"]
+    assert feature["properties"]["pseudonym"] == "Camille"
+    assert feature["properties"]["mine"] is None
+
+
+def test_geojson_takes_organiser_basic_auth(client, event, walker):
+    post(client, walker, a_submission())
+    organiser_of(event)
+    credentials = base64.b64encode(b"alice@example.org:correct horse").decode()
+    response = client.get("/api/events/party/submissions.geojson",
+                          headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 200
+    wrong = base64.b64encode(b"alice@example.org:guess").decode()
+    assert client.get("/api/events/party/submissions.geojson",
+                      headers={"Authorization": f"Basic {wrong}"}).status_code == 401
+
+
+def test_organiser_of_another_event_cannot_see_submissions(client, event):
+    organiser = organiser_of(make_event("other"))
+    with client.session_transaction() as session:
+        session["organiser_id"] = organiser.id
+    assert client.get("/api/events/party/submissions.geojson").status_code == 401
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '"a\\u0000b"', '"\\udfff\\ud800"'])
+@pytest.mark.parametrize("field", ["note", "tag", "client_id", "preset"])
+def test_hostile_text_is_refused_or_cleaned_never_a_500(client, walker, field, text):
+    body = json.dumps(a_submission())
+    target = {"note": '"note": ""', "tag": '"species": "Tilia cordata"',
+              "client_id": '"client_id": "', "preset": '"preset": "tree"'}[field]
+    replacement = {"note": f'"note": {text}', "tag": f'"species": {text}',
+                   "client_id": f'"client_id": {text}, "x_": "', "preset": f'"preset": {text}'}[field]
+    data = body.replace(target, replacement, 1)
+    response = client.post("/api/events/party/submissions", data=data,
+                           content_type="application/json", headers=walker)
+    assert response.status_code in (201, 400, 422), response.json
+    if response.status_code == 201:
+        assert "\x00" not in response.json["note"]

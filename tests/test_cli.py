@@ -1,0 +1,145 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ZONE, make_event
+
+from cartoparty.auth import find_organiser
+from cartoparty.cli import cli
+from cartoparty.extensions import db
+from cartoparty.models import Event, Organiser, Submission
+
+CARTOPARTY = Path(sys.executable).parent / "cartoparty"
+
+
+@pytest.fixture
+def zone_file(tmp_path):
+    path = tmp_path / "zone.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": ZONE}))
+    return path
+
+
+def test_organiser_add_reads_the_password_from_stdin(runner):
+    result = runner.invoke(cli, ["organiser", "add", "Alice@Example.org"],
+                           input="correct horse\n")
+    assert result.exit_code == 0, result.output
+    assert find_organiser("alice@example.org", "correct horse") is not None
+    assert find_organiser("alice@example.org", "wrong") is None
+    stored = db.session.scalar(db.select(Organiser))
+    assert "correct horse" not in stored.password_hash
+
+
+@pytest.mark.parametrize(("email", "password", "message"), [
+    ("not-an-email", "correct horse", "is not an email address"),
+    ("alice@example.org", "short", "at least 8 characters"),
+])
+def test_organiser_add_refuses_bad_input(runner, email, password, message):
+    result = runner.invoke(cli, ["organiser", "add", email], input=password + "\n")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert db.session.scalar(db.select(db.func.count()).select_from(Organiser)) == 0
+
+
+def test_organiser_add_twice_is_refused(runner):
+    runner.invoke(cli, ["organiser", "add", "alice@example.org"], input="correct horse\n")
+    result = runner.invoke(cli, ["organiser", "add", "alice@example.org"], input="other pass\n")
+    assert result.exit_code == 1
+    assert "exists already" in result.output
+
+
+def test_event_create_with_all_presets_and_an_organiser(runner, zone_file):
+    runner.invoke(cli, ["organiser", "add", "alice@example.org"], input="correct horse\n")
+    result = runner.invoke(cli, ["event", "create", "bissy-2026", "--name", "Bissy à pied",
+                                 "--zone", str(zone_file), "--organiser", "alice@example.org",
+                                 "--starts", "2026-06-13T10:00", "--ends", "2026-06-13T13:00"])
+    assert result.exit_code == 0, result.output
+    event = db.session.scalar(db.select(Event).filter_by(slug="bissy-2026"))
+    assert event.name == "Bissy à pied"
+    assert "defibrillator" in event.presets and len(event.presets) >= 11
+    assert [o.email for o in event.organisers] == ["alice@example.org"]
+    assert event.ends_at > event.starts_at
+    assert db.session.scalar(db.select(db.func.ST_GeometryType(Event.zone))) == "ST_MultiPolygon"
+
+
+def test_event_create_with_chosen_presets(runner, zone_file):
+    result = runner.invoke(cli, ["event", "create", "trees", "--name", "Arbres",
+                                 "--zone", str(zone_file), "--presets", "tree, bench"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(db.select(Event.presets)) == ["tree", "bench"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["Bad Slug", "--name", "X"], "is not a slug"),
+    (["ok", "--name", "X", "--presets", "tree,volcano"], "unknown preset 'volcano'"),
+    (["ok", "--name", "X", "--organiser", "nobody@example.org"], "no organiser"),
+    (["ok", "--name", "   "], "--name"),
+    (["ok", "--name", "X", "--starts", "2026-06-13T10:00", "--ends", "2026-06-12T10:00"],
+     "before --starts"),
+])
+def test_event_create_refuses_bad_options(runner, zone_file, args, message):
+    result = runner.invoke(cli, ["event", "create", *args, "--zone", str(zone_file)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"type": "Point", "coordinates": [5.9, 45.5]}', "Polygon or MultiPolygon"),
+    ('{"type": "Polygon", "coordinates": [[[0,0],[1,1],[1,0],[0,1],[0,0]]]}', "not valid"),
+    ('{"type": "Polygon", "coordinates": [[[45.5,5.9],[45.6,5.9],[45.6,95],[45.5,5.9]]]}',
+     "out of range"),
+    ('{"type": "FeatureCollection", "features": []}', "no features"),
+    ('{"type": "Polygon", "coordinates": [[[0,0],[1,0],[0,0]]]}', "zone"),
+])
+def test_event_create_refuses_bad_zones(runner, tmp_path, content, message):
+    path = tmp_path / "zone.geojson"
+    path.write_text(content)
+    result = runner.invoke(cli, ["event", "create", "ok", "--name", "X", "--zone", str(path)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_event_create_with_missing_zone_file(runner, tmp_path):
+    result = runner.invoke(cli, ["event", "create", "ok", "--name", "X",
+                                 "--zone", str(tmp_path / "nope.geojson")])
+    assert result.exit_code != 0
+    assert "nope.geojson" in result.output
+
+
+def test_event_list_shows_events_and_counts(runner, client):
+    make_event("alpha", name="Alpha walk")
+    result = runner.invoke(cli, ["event", "list"])
+    assert result.exit_code == 0
+    assert "alpha" in result.output and "0 submissions" in result.output
+    assert "Alpha walk" in result.output
+
+
+def test_demo_loads_and_refreshes_the_demo_event(runner):
+    first = runner.invoke(cli, ["demo"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(cli, ["demo"])
+    assert again.exit_code == 0, again.output
+    event = db.session.scalar(db.select(Event).filter_by(slug="demo"))
+    assert set(event.presets) >= {"tree", "defibrillator", "bakery"}
+    submissions = db.session.scalar(db.select(db.func.count()).select_from(Submission)
+                                    .where(Submission.event_id == event.id))
+    assert submissions == 10
+    outside = db.session.scalar(
+        db.select(db.func.count()).select_from(Submission).join(Event)
+        .where(~db.func.ST_Covers(Event.zone, Submission.geom)))
+    assert outside == 0
+    assert find_organiser("organiser@demo.cartoparty.test", "cartoparty-demo") is not None
+
+
+def test_console_script_reports_an_unreachable_database_in_one_line():
+    environment = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+    result = subprocess.run([str(CARTOPARTY), "event", "list"], capture_output=True, text=True,
+                            env=environment, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("cartoparty: cannot reach the database")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -20,6 +20,7 @@ def create_app(config=None):
         "connect_args": {"options": "-c timezone=UTC"},
     }
     app.json.sort_keys = False
+    app.json.ensure_ascii = False
 
     app.extensions["cartoparty.presets"] = presets.load(app.config.get("PRESET_DIR",
                                                                        presets.PRESET_DIR))

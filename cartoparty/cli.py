@@ -138,12 +138,14 @@ def event_list():
 
 
 @cli.command("demo")
-def demo_command():
+@click.option("--keep", is_flag=True, help="Keep the demo event and its points if it exists.")
+def demo_command(keep):
     """Load or refresh the demo event (slug 'demo') and its organiser."""
     from .demo import load_demo
 
-    email, password = load_demo()
-    click.echo(f"demo event loaded; organiser {email}, password {password}")
+    email, password, loaded = load_demo(keep=keep)
+    what = "demo event loaded" if loaded else "demo event kept as it was"
+    click.echo(f"{what}; sign in as organiser {email} with password {password}")
 
 
 def main():

@@ -63,9 +63,15 @@ def _sample_submissions(event, walkers):
             observed_at=start + timedelta(minutes=7 * number), body_sha256="demo"))
 
 
-def load_demo():
-    """Create or refresh the demo event; return the organiser's email and password."""
+def load_demo(keep=False):
+    """Create or refresh the demo event (with `keep`, only create it when missing).
+
+    Returns the organiser's email and password, and whether the event was (re)loaded."""
     event = db.session.scalar(db.select(Event).filter_by(slug=SLUG))
+    if event is not None and keep:
+        _organiser()
+        db.session.commit()
+        return ORGANISER_EMAIL, demo_password(), False
     if event is not None:
         db.session.delete(event)
         db.session.flush()
@@ -86,4 +92,4 @@ def load_demo():
     db.session.flush()
     _sample_submissions(event, walkers)
     db.session.commit()
-    return ORGANISER_EMAIL, demo_password()
+    return ORGANISER_EMAIL, demo_password(), True

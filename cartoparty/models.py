@@ -114,7 +114,8 @@ class Submission(db.Model):
         Enum(Status, name="submission_status"), default=Status.pending, server_default="pending")
     body_sha256: Mapped[str] = mapped_column(String(64))
 
-    photos = relationship("Photo", back_populates="submission", order_by="Photo.id")
+    photos = relationship("Photo", back_populates="submission", order_by="Photo.id",
+                          cascade="all, delete-orphan", passive_deletes=True)
 
     __table_args__ = (
         UniqueConstraint("event_id", "client_id", name="submission_client_id_unique"),

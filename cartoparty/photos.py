@@ -150,3 +150,12 @@ def show(event, sha256):
     return send_file(Path(current_app.config["PHOTO_DIR"]) / photo.filename,
                      mimetype=photo.media_type, max_age=86400)
 
+
+
+def forget_unused_files(photos):
+    """Remove the files of deleted photos that no other submission uses."""
+    for photo in photos:
+        still_used = db.session.scalar(db.select(db.func.count()).select_from(Photo)
+                                       .filter_by(sha256=photo.sha256))
+        if not still_used:
+            (Path(current_app.config["PHOTO_DIR"]) / photo.filename).unlink(missing_ok=True)

@@ -12,9 +12,10 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .api import json_body, refuse_unknown_fields
 from .auth import current_organiser, current_participant, load_event, participant_required
-from .errors import Conflict, Invalid, Unauthorised
+from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorised
 from .extensions import db
-from .models import Event, Submission
+from .models import Event, Status, Submission
+from .photos import forget_unused_files
 from .presets import all_presets, check_tags
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/events")
@@ -134,6 +135,53 @@ def create(event, participant):
     if stored.participant_id != participant.id or stored.body_sha256 != digest:
         raise Conflict("another submission already has this client_id", field="client_id")
     return jsonify(submission_json(stored.id)), 200
+
+
+def _own_pending_submission(event, participant, client_id):
+    """The walker's own submission, still open to changes, or a 4xx saying why not."""
+    client_uuid = _client_id(client_id)
+    submission = client_uuid and db.session.scalar(
+        db.select(Submission).filter_by(event_id=event.id, client_id=client_uuid)
+        .with_for_update())
+    if submission is None:
+        raise NotFound("there is no submission with this client_id", field="client_id")
+    if submission.participant_id != participant.id:
+        raise Forbidden("only the walker who recorded this point can change it", field="client_id")
+    if submission.status != Status.pending:
+        raise Conflict(f"this point was {submission.status} by an organiser and can no longer "
+                       "be changed", field="status")
+    return submission
+
+
+@bp.put("/<slug>/submissions/<client_id>")
+@participant_required
+def update(event, participant, client_id):
+    submission = _own_pending_submission(event, participant, client_id)
+    body = json_body()
+    values = read_submission(event, {"client_id": client_id, **body})
+    if values["client_id"] != submission.client_id:
+        raise Invalid("client_id differs from the one in the address", field="client_id")
+    if not event.allow_outside_zone and not _inside_zone(event, values["lat"], values["lon"]):
+        raise Invalid("this point is outside the event's zone", field="lat")
+    lat, lon = values.pop("lat"), values.pop("lon")
+    submission.geom = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    if body.get("observed_at") is None:
+        values["observed_at"] = submission.observed_at
+    for name in ("preset", "accuracy", "tags", "note", "observed_at"):
+        setattr(submission, name, values[name])
+    db.session.commit()
+    return jsonify(submission_json(submission.id)), 200
+
+
+@bp.delete("/<slug>/submissions/<client_id>")
+@participant_required
+def delete(event, participant, client_id):
+    submission = _own_pending_submission(event, participant, client_id)
+    photos = list(submission.photos)
+    db.session.delete(submission)
+    db.session.commit()
+    forget_unused_files(photos)
+    return "", 204
 
 
 FEATURE_COLLECTION = text("""

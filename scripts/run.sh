@@ -10,12 +10,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
   $BIN/python -m cartoparty.localdb start >/dev/null
 fi
 $BIN/cartoparty db upgrade
-email_password=$($BIN/cartoparty demo)
+demo=$($BIN/cartoparty demo --keep)
 echo
 echo "cartoparty is served on http://127.0.0.1:$PORT"
 echo "  walkers join the demo event at   http://127.0.0.1:$PORT/e/demo"
 echo "  the event's API                  http://127.0.0.1:$PORT/api/events/demo"
-echo "  $email_password"
+echo "  $demo"
 echo "  Ctrl-C stops the server; the local database keeps its data (make db-stop stops it)."
 echo
 exec $BIN/gunicorn --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-3}" \

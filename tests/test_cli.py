@@ -136,6 +136,18 @@ def test_demo_loads_and_refreshes_the_demo_event(runner):
     assert find_organiser("organiser@demo.cartoparty.test", "cartoparty-demo") is not None
 
 
+def test_demo_keep_leaves_walkers_points_alone(runner):
+    runner.invoke(cli, ["demo"])
+    db.session.execute(db.delete(Submission).where(Submission.id == db.select(
+        db.func.min(Submission.id)).scalar_subquery()))
+    result = runner.invoke(cli, ["demo", "--keep"])
+    assert result.exit_code == 0
+    assert "kept" in result.output
+    assert db.session.scalar(db.select(db.func.count()).select_from(Submission)) == 9
+    runner.invoke(cli, ["demo"])
+    assert db.session.scalar(db.select(db.func.count()).select_from(Submission)) == 10
+
+
 def test_console_script_reports_an_unreachable_database_in_one_line():
     environment = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
     result = subprocess.run([str(CARTOPARTY), "event", "list"], capture_output=True, text=True,

@@ -1,10 +1,13 @@
 import base64
+import io
 import json
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import a_submission, join, make_event
+from PIL import Image
 
 from cartoparty.auth import hash_password
 from cartoparty.extensions import db
@@ -266,3 +269,61 @@ def test_hostile_text_is_refused_or_cleaned_never_a_500(client, walker, field, t
     assert response.status_code in (201, 400, 422), response.json
     if response.status_code == 201:
         assert "\x00" not in response.json["note"]
+
+
+def test_author_corrects_a_pending_point(client, walker):
+    body = a_submission()
+    post(client, walker, body)
+    changed = {**body, "lat": body["lat"] + 0.0005, "tags": {"species": "Tilia platyphyllos"}}
+    del changed["client_id"], changed["observed_at"]
+    response = client.put(f"/api/events/party/submissions/{body['client_id']}", json=changed,
+                          headers=walker)
+    assert response.status_code == 200
+    assert response.json["lat"] == changed["lat"]
+    assert response.json["tags"]["species"] == "Tilia platyphyllos"
+    assert response.json["observed_at"] == "2026-06-13T08:15:00+00:00"
+    assert post(client, walker, body).status_code == 200  # the original may still be replayed
+    assert count_submissions() == 1
+
+
+def test_author_deletes_a_pending_point_and_its_photo_file(app, client, walker):
+    body = a_submission()
+    post(client, walker, body)
+    image = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(image, "PNG")
+    photo = client.post(f"/api/events/party/submissions/{body['client_id']}/photos",
+                        data={"photo": (io.BytesIO(image.getvalue()), "p.png")}, headers=walker)
+    stored = next(Path(app.config["PHOTO_DIR"]).rglob(photo.json["sha256"] + ".png"))
+    response = client.delete(f"/api/events/party/submissions/{body['client_id']}", headers=walker)
+    assert response.status_code == 204
+    assert count_submissions() == 0
+    assert not stored.exists()
+    again = client.delete(f"/api/events/party/submissions/{body['client_id']}", headers=walker)
+    assert again.status_code == 404
+
+
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_reviewed_or_foreign_points_cannot_be_changed(client, event, walker, method):
+    body = a_submission()
+    post(client, walker, body)
+    url = f"/api/events/party/submissions/{body['client_id']}"
+    edit = {key: body[key] for key in ("preset", "lat", "lon")}
+    other = join(client, "party", "Noor")
+    assert getattr(client, method)(url, json=edit, headers=other).status_code == 403
+    db.session.execute(db.update(Submission).values(status="approved"))
+    response = getattr(client, method)(url, json=edit, headers=walker)
+    assert response.status_code == 409
+    assert response.json["field"] == "status"
+    assert count_submissions() == 1
+
+
+def test_correction_is_checked_like_a_new_point(client, walker):
+    body = a_submission()
+    post(client, walker, body)
+    url = f"/api/events/party/submissions/{body['client_id']}"
+    response = client.put(url, json={"preset": "tree", "lat": 48.85, "lon": 2.35}, headers=walker)
+    assert response.status_code == 422
+    response = client.put(url, json={"preset": "tree", "lat": body["lat"], "lon": body["lon"],
+                                     "client_id": str(uuid.uuid4())}, headers=walker)
+    assert response.status_code == 422
+    assert response.json["field"] == "client_id"

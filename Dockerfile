@@ -32,6 +32,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY README.md ./
 COPY migrations ./migrations
 COPY cartoparty ./cartoparty
+COPY static ./static
 RUN pip install --no-deps -e . \
     && mkdir -p /app/instance /data/photos \
     && chown cartoparty:cartoparty /app/instance /data/photos

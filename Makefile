@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test setup system-deps venv lint pytest bench db-stop clean
+.PHONY: run test setup system-deps browser-deps venv lint pytest bench db-stop clean
 
 run: setup
 	@scripts/run.sh
 
-test: setup
+test: setup browser-deps
 	$(BIN)/ruff check cartoparty tests bench migrations
 	$(BIN)/pytest
 
@@ -20,6 +20,9 @@ setup: system-deps venv
 
 system-deps:
 	@scripts/system-deps.sh
+
+browser-deps:
+	@scripts/system-deps.sh chromium
 
 venv: $(VENV)/.installed
 

@@ -8,11 +8,11 @@ __version__ = "0.1.0"
 def create_app(config=None):
     """Build the app: settings from the environment (then `config`), presets checked,
     extensions and blueprints attached."""
-    from . import api, errors, events, photos, presets, submissions
+    from . import api, errors, events, i18n, photos, presets, submissions, walker
     from . import config as settings
     from .extensions import db, migrate
 
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, static_folder=str(settings.STATIC_DIR))
     app.config.from_mapping(settings.from_environment(app.instance_path))
     app.config.from_mapping(config or {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -24,9 +24,11 @@ def create_app(config=None):
 
     app.extensions["cartoparty.presets"] = presets.load(app.config.get("PRESET_DIR",
                                                                        presets.PRESET_DIR))
+    i18n.check_catalogs()
+    app.config["ASSET_VERSION"] = walker.asset_version(app.static_folder)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
     errors.register(app)
-    for module in (api, events, submissions, photos):
+    for module in (api, events, submissions, photos, walker):
         app.register_blueprint(module.bp)
     return app

@@ -40,6 +40,13 @@ def from_environment(instance_path):
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 12 * 1024 * 1024)),
         "MAX_PHOTO_PIXELS": int(os.environ.get("MAX_PHOTO_PIXELS", 40_000_000)),
         "MAX_JSON_BYTES": 64 * 1024,
+        "TILE_URL": os.environ.get("TILE_URL", OSM_TILES),
+        "TILE_ATTRIBUTION": os.environ.get("TILE_ATTRIBUTION", OSM_ATTRIBUTION),
     }
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_DIR / "migrations"
+STATIC_DIR = PROJECT_DIR / "static"
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = ('&copy; <a href="https://www.openstreetmap.org/copyright">'
+                   "OpenStreetMap</a> contributors")

@@ -1,0 +1,74 @@
+"""The walker app: the page behind the link organisers hand out, its service worker and
+the map library it runs on, all served by the app itself so that it works offline."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import xstatic.pkg.leaflet as leaflet
+from flask import Blueprint, current_app, render_template, request, send_from_directory
+
+from .auth import load_event
+from .events import event_json
+from .i18n import LANGUAGES, language, messages
+
+bp = Blueprint("walker", __name__)
+
+LEAFLET_VERSION = leaflet.VERSION
+LEAFLET_FILES = ["leaflet.js", "leaflet.css", "images/marker-icon.png",
+                 "images/marker-icon-2x.png", "images/marker-shadow.png",
+                 "images/layers.png", "images/layers-2x.png"]
+WALKER_ASSETS = ["walker/app.js", "walker/outbox.js", "walker/form.js", "walker/map.js",
+                 "walker/walker.css", "walker/icon.svg"]
+
+
+def asset_version(static_folder):
+    """A fingerprint of the walker's files: a new one makes phones fetch the new app."""
+    digest = hashlib.sha256(LEAFLET_VERSION.encode())
+    for name in WALKER_ASSETS:
+        digest.update((Path(static_folder) / name).read_bytes())
+    for lang in LANGUAGES:
+        digest.update(json.dumps(messages(lang), sort_keys=True).encode())
+    return digest.hexdigest()[:12]
+
+
+def shell_urls():
+    """What the service worker keeps for offline use (besides each event's own page)."""
+    return ([f"/static/{name}" for name in WALKER_ASSETS]
+            + [f"/vendor/leaflet/{LEAFLET_VERSION}/{name}" for name in LEAFLET_FILES])
+
+
+@bp.get("/e/<slug>")
+def page(slug):
+    event = load_event(slug)
+    lang = language()
+    state = {
+        "event": event_json(event),
+        "lang": lang,
+        "messages": messages(lang),
+        "tiles": {"url": current_app.config["TILE_URL"],
+                  "attribution": current_app.config["TILE_ATTRIBUTION"]},
+        "version": current_app.config["ASSET_VERSION"],
+    }
+    response = current_app.make_response(render_template(
+        "walker.html", state=state, event=event, lang=lang, t=messages(lang),
+        version=state["version"], leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}"))
+    if request.args.get("lang") in LANGUAGES:
+        response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker():
+    version = current_app.config["ASSET_VERSION"]
+    body = render_template("sw.js", version=version, shell=json.dumps(shell_urls()))
+    return current_app.response_class(body, mimetype="text/javascript",
+                                      headers={"Cache-Control": "no-cache"})
+
+
+@bp.get("/vendor/leaflet/<version>/<path:name>")
+def leaflet_file(version, name):
+    if version != LEAFLET_VERSION or name not in LEAFLET_FILES:
+        return "not found", 404
+    return send_from_directory(leaflet.BASE_DIR, name, max_age=365 * 86400)

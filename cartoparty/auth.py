@@ -2,6 +2,7 @@
 signed-in session (or HTTP Basic for scripts)."""
 
 import functools
+import re
 
 from flask import request, session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -9,6 +10,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .errors import NotFound, Unauthorised
 from .extensions import db
 from .models import Event, Organiser, Participant, hash_token
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 def hash_password(password):
@@ -18,6 +21,8 @@ def hash_password(password):
 
 def find_organiser(email, password):
     """The organiser with this email and password, or None."""
+    if "\x00" in email or len(email) > 254:
+        return None
     organiser = db.session.scalar(db.select(Organiser).filter_by(email=email.strip().lower()))
     if organiser and check_password_hash(organiser.password_hash, password):
         return organiser
@@ -54,7 +59,7 @@ def current_participant(event):
 
 def load_event(slug):
     """The event with this slug, or a 404 naming it."""
-    event = db.session.scalar(db.select(Event).filter_by(slug=slug)) if len(slug) <= 64 else None
+    event = db.session.scalar(db.select(Event).filter_by(slug=slug)) if SLUG.fullmatch(slug) else None
     if event is None:
         raise NotFound(f"there is no event {slug!r}", field="slug")
     return event

@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 
 from . import create_app, localdb
-from .auth import hash_password
+from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import db
 from .models import Event, Organiser, Submission
@@ -22,7 +22,6 @@ from .zones import read_zone
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 def _app_for_cli():
@@ -90,7 +89,7 @@ def parse_presets(value):
 @click.option("--ends", type=WHEN, help="End in local time.")
 def event_create(slug, name, zone_file, presets, organiser_email, starts, ends):
     """Create an event."""
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise click.ClickException(f"{slug!r} is not a slug: lowercase letters, digits, '-'")
     if db.session.scalar(db.select(Event).filter_by(slug=slug)):
         raise click.ClickException(f"an event {slug!r} exists already")

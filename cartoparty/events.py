@@ -2,6 +2,7 @@
 
 import json
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify
@@ -14,6 +15,8 @@ from .errors import Conflict, Invalid
 from .extensions import db
 from .models import Event, Participant, hash_token
 from .presets import all_presets
+
+INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Cs"}
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")
 
@@ -48,8 +51,8 @@ def clean_pseudonym(value):
     value = " ".join(value.split())
     if len(value) > 40:
         raise Invalid("a pseudonym has at most 40 characters", field="pseudonym")
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise Invalid("a pseudonym cannot hold control characters", field="pseudonym")
+    if any(unicodedata.category(char) in INVISIBLE for char in value):
+        raise Invalid("a pseudonym cannot hold control or invisible characters", field="pseudonym")
     return value
 
 

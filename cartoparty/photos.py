@@ -4,6 +4,7 @@ orientation survives (no GPS position, camera serial or owner name), kept under 
 import hashlib
 import io
 import os
+import re
 import tempfile
 import uuid
 import warnings
@@ -23,6 +24,7 @@ bp = Blueprint("photos", __name__, url_prefix="/api/events")
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 ORIENTATION = 0x0112
 MAX_PHOTOS = 5
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _open(data, max_pixels):
@@ -144,11 +146,17 @@ def photo_json(event, submission, photo):
 def show(event, sha256):
     photo = db.session.scalar(
         db.select(Photo).join(Submission)
-        .where(Submission.event_id == event.id, Photo.sha256 == sha256[:64]))
+        .where(Submission.event_id == event.id, Photo.sha256 == sha256)
+        .limit(1)) if SHA256.fullmatch(sha256) else None
     if photo is None:
         raise NotFound("no such photo in this event", field="sha256")
-    return send_file(Path(current_app.config["PHOTO_DIR"]) / photo.filename,
-                     mimetype=photo.media_type, max_age=86400)
+    response = send_file(Path(current_app.config["PHOTO_DIR"]) / photo.filename,
+                         mimetype=photo.media_type, max_age=86400)
+    # Only the event's members may see it: no shared cache may keep it.
+    response.cache_control.public = False
+    response.cache_control.private = True
+    response.vary.add("Authorization")
+    return response
 
 
 

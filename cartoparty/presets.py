@@ -17,6 +17,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 SCHEMA = json.loads((Path(__file__).parent / "preset.schema.json").read_text())
 KEY_PATTERN = re.compile(SCHEMA["$defs"]["osm_key"]["pattern"])
 MAX_TAGS = 100
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 class PresetError(Exception):
@@ -64,12 +65,9 @@ def _check_value(field, value):
     if kind == "select" and value not in [option["value"] for option in field["options"]]:
         return "must be one of " + ", ".join(option["value"] for option in field["options"])
     if kind == "number":
-        try:
-            number = float(value)
-        except ValueError:
-            return "must be a number"
-        if number != number or number in (float("inf"), float("-inf")):
-            return "must be a number"
+        if not NUMBER.fullmatch(value):
+            return "must be a number such as 12 or 4.5"
+        number = float(value)
         if "min" in field and number < field["min"] or "max" in field and number > field["max"]:
             return f"must be between {field.get('min', '-∞')} and {field.get('max', '∞')}"
     return None
@@ -85,7 +83,7 @@ def check_tags(preset, tags):
     fields = {field["key"]: field for field in preset["fields"]}
     checked = {}
     for key, value in tags.items():
-        if not (isinstance(key, str) and len(key) <= 255 and KEY_PATTERN.match(key)):
+        if not (isinstance(key, str) and len(key) <= 255 and KEY_PATTERN.fullmatch(key)):
             raise Invalid("tag keys are 1 to 255 letters, digits, '_', ':', '.', '-'",
                           field=f"tags.{str(key)[:60]}")
         if not isinstance(value, str) or not value.strip() or len(value) > 255:

@@ -69,7 +69,7 @@ def read_submission(event, body):
         raise Invalid(f"unknown preset {str(preset_id)[:40]!r}", field="preset")
     if preset_id not in event.presets:
         raise Invalid(f"the preset {preset_id!r} is not part of this event", field="preset")
-    note = body.get("note") or ""
+    note = "" if body.get("note") is None else body["note"]
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise Invalid(f"note must be text of at most {MAX_NOTE} characters", field="note")
     return {

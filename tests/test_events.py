@@ -83,3 +83,10 @@ def test_join_unknown_event_is_404(client):
     response = client.post("/api/events/nowhere/participants",
                            json={"pseudonym": "Camille", "consent": True})
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("pseudonym", ["\ufeff", "a\u200bb", "\u2028"])
+def test_invisible_pseudonyms_are_refused(client, event, pseudonym):
+    response = client.post("/api/events/party/participants",
+                           json={"pseudonym": pseudonym, "consent": True})
+    assert response.status_code == 422

@@ -156,3 +156,11 @@ def test_photo_is_served_to_walkers_of_the_event_only(client, walker, recorded):
     assert response.mimetype == "image/png"
     assert client.get(created["url"]).status_code == 401
     assert client.get("/api/events/party/photos/" + "0" * 64, headers=walker).status_code == 404
+
+
+def test_photos_are_never_kept_by_shared_caches(client, walker, recorded):
+    created = upload(client, walker, recorded, encoded("PNG")).json
+    response = client.get(created["url"], headers=walker)
+    assert "private" in response.headers["Cache-Control"]
+    assert "public" not in response.headers["Cache-Control"]
+    assert "Authorization" in response.headers["Vary"]

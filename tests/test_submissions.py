@@ -327,3 +327,30 @@ def test_correction_is_checked_like_a_new_point(client, walker):
                                      "client_id": str(uuid.uuid4())}, headers=walker)
     assert response.status_code == 422
     assert response.json["field"] == "client_id"
+
+
+@pytest.mark.parametrize("tags", [{"natural\n": "rock"}, {"height": "1_0"}, {"height": "١٢"},
+                                  {"height": "1e3"}])
+def test_tags_that_only_look_right_are_refused(client, walker, tags):
+    assert post(client, walker, a_submission(tags=tags)).status_code == 422
+
+
+@pytest.mark.parametrize("note", [False, 0, [], {}])
+def test_note_must_be_text(client, walker, note):
+    response = post(client, walker, a_submission(note=note))
+    assert response.status_code == 422
+    assert response.json["field"] == "note"
+
+
+@pytest.mark.parametrize("path", ["/api/events/%00", "/api/events/%00/submissions.geojson",
+                                  "/e/%00", "/api/events/party/photos/%00",
+                                  "/api/events/party/photos/" + "a" * 64 + "garbage"])
+def test_nul_and_junk_in_addresses_are_404(client, walker, path):
+    assert client.get(path, headers=walker).status_code == 404
+
+
+def test_nul_in_basic_auth_is_refused_not_a_500(client, event):
+    credentials = base64.b64encode(b"al\x00ice@example.org:pw").decode()
+    response = client.get("/api/events/party/submissions.geojson",
+                          headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 401

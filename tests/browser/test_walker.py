@@ -135,3 +135,37 @@ def test_a_point_refused_by_a_failing_server_is_kept_and_sent_once(app, phone, c
     rows = submissions(app, committed_event)
     assert [row.tags["defibrillator:location"] for row in rows] == ["Dans le hall, à gauche"]
     assert posts == ["POST", "POST"]
+
+
+def test_walker_corrects_then_deletes_a_point_before_review(app, phone, committed_event):
+    join(phone)
+    record(phone, "tree", {"Espèce (nom latin)": "Tilia cordata"})
+    expect(phone.locator("#sync")).to_have_text(ALL_SENT)
+    [row] = submissions(app, committed_event)
+    marker = phone.locator(f'.point[data-client-id="{row.client_id}"]')
+    expect(marker).to_have_class(re.compile("point-pending"))
+
+    marker.click()
+    phone.get_by_role("button", name="Corriger").click()
+    phone.get_by_label("Espèce (nom latin)", exact=True).fill("Tilia platyphyllos")
+    phone.get_by_role("button", name="Enregistrer").click()
+    expect(phone.locator("#sync")).to_have_text(ALL_SENT)
+    assert [r.tags["species"] for r in submissions(app, committed_event)] == ["Tilia platyphyllos"]
+
+    phone.once("dialog", lambda dialog: dialog.accept())
+    marker.click()
+    phone.get_by_role("button", name="Supprimer").click()
+    expect(marker).to_have_count(0)
+    expect(phone.locator("#sync")).to_have_text(ALL_SENT)
+    assert submissions(app, committed_event) == []
+
+
+def test_walker_switches_to_english_and_sees_a_poor_fix_warning(app, phone, committed_event):
+    phone.context.set_geolocation({"latitude": 45.565, "longitude": 5.92, "accuracy": 60})
+    join(phone)
+    phone.get_by_role("link", name="EN", exact=True).first.click()
+    expect(phone.get_by_role("button", name="Add a point")).to_be_visible()
+    phone.get_by_role("button", name="Add a point").click()
+    expect(phone.locator("#accuracy-warning")).to_contain_text("± 60 m")
+    box = phone.get_by_role("button", name="Save").bounding_box()
+    assert box["height"] >= 44 and box["width"] >= 44

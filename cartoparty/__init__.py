@@ -8,9 +8,10 @@ __version__ = "0.1.0"
 def create_app(config=None):
     """Build the app: settings from the environment (then `config`), presets checked,
     extensions and blueprints attached."""
-    from . import api, errors, events, i18n, photos, presets, submissions, walker
+    from . import (accounts, api, errors, events, i18n, organise, photos, presets, review,
+                   reviewmap, submissions, walker)
     from . import config as settings
-    from .extensions import db, migrate
+    from .extensions import csrf, db, migrate
 
     app = Flask(__name__, instance_relative_config=True, static_folder=str(settings.STATIC_DIR))
     app.config.from_mapping(settings.from_environment(app.instance_path))
@@ -28,7 +29,12 @@ def create_app(config=None):
     app.config["ASSET_VERSION"] = walker.asset_version(app.static_folder)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
+    csrf.init_app(app)
     errors.register(app)
-    for module in (api, events, submissions, photos, walker):
+    for module in (api, events, submissions, photos, walker, accounts, organise, review,
+                   reviewmap):
         app.register_blueprint(module.bp)
+    # Walkers' API authenticates with a bearer token, never a cookie: no CSRF to fear there.
+    for module in (events, submissions, photos):
+        csrf.exempt(module.bp)
     return app

@@ -40,6 +40,10 @@ def from_environment(instance_path):
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 12 * 1024 * 1024)),
         "MAX_PHOTO_PIXELS": int(os.environ.get("MAX_PHOTO_PIXELS", 40_000_000)),
         "MAX_JSON_BYTES": 64 * 1024,
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
+        "WTF_CSRF_TIME_LIMIT": None,
         "TILE_URL": os.environ.get("TILE_URL", OSM_TILES),
         "TILE_ATTRIBUTION": os.environ.get("TILE_ATTRIBUTION", OSM_ATTRIBUTION),
     }

@@ -40,6 +40,11 @@ event_organisers = Table(
 )
 
 
+def new_join_code():
+    """A short random code for join links (about 48 bits)."""
+    return secrets.token_urlsafe(6)
+
+
 def hash_token(token):
     """The stored form of a participant's secret token (tokens are random, so sha256 suffices)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -56,13 +61,14 @@ class Event(db.Model):
     ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     zone = mapped_column(Geometry("MULTIPOLYGON", srid=4326), nullable=False)
     presets: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
-    join_code: Mapped[str] = mapped_column(
-        String(16), unique=True, default=lambda: secrets.token_urlsafe(6))
+    join_code: Mapped[str] = mapped_column(String(16), unique=True, default=new_join_code)
     licence: Mapped[str] = mapped_column(String(100), default="ODbL-1.0")
     allow_outside_zone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     organisers = relationship("Organiser", secondary=event_organisers, back_populates="events")
+    teams = relationship("Team", order_by="Team.name", cascade="all, delete-orphan",
+                         passive_deletes=True)
 
     __table_args__ = (
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]*$'", name="event_slug_format"),
@@ -75,11 +81,26 @@ class Event(db.Model):
         return organiser is not None and organiser in self.organisers
 
 
+class Team(db.Model):
+    """A group of walkers with one theme (some presets) and one sector (part of the zone)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    presets: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    sector = mapped_column(Geometry("MULTIPOLYGON", srid=4326), nullable=True)
+    join_code: Mapped[str] = mapped_column(String(16), unique=True, default=new_join_code)
+
+    __table_args__ = (UniqueConstraint("event_id", "name", name="team_name_unique"),)
+
+
 class Participant(db.Model):
     """A walker in one event: a pseudonym and when they accepted the licence, nothing more."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"),
+                                                index=True)
     pseudonym: Mapped[str] = mapped_column(String(40))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -113,6 +134,12 @@ class Submission(db.Model):
     status: Mapped[Status] = mapped_column(
         Enum(Status, name="submission_status"), default=Status.pending, server_default="pending")
     body_sha256: Mapped[str] = mapped_column(String(64))
+    # Raised by every change; a save based on an older version is refused (optimistic locking).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission.id", ondelete="SET NULL"))
 
     photos = relationship("Photo", back_populates="submission", order_by="Photo.id",
                           cascade="all, delete-orphan", passive_deletes=True)
@@ -120,6 +147,7 @@ class Submission(db.Model):
     __table_args__ = (
         UniqueConstraint("event_id", "client_id", name="submission_client_id_unique"),
         Index("submission_event_status", "event_id", "status"),
+        Index("submission_event_received", "event_id", "received_at"),
     )
 
 
@@ -155,3 +183,27 @@ class Organiser(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     events = relationship("Event", secondary=event_organisers, back_populates="organisers")
+
+
+class AuditEntry(db.Model):
+    """One change to a submission: who, when, what it was before and after."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    organiser_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organiser.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    before: Mapped[dict] = mapped_column(JSONB)
+    after: Mapped[dict] = mapped_column(JSONB)
+
+
+class SignInAttempt(db.Model):
+    """A failed sign-in, kept a while to slow down password guessing."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -15,7 +15,8 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 
 from cartoparty import config, create_app, localdb  # noqa: E402
 from cartoparty.extensions import db  # noqa: E402
-from cartoparty.models import Event  # noqa: E402
+from cartoparty.auth import hash_password  # noqa: E402
+from cartoparty.models import Event, Organiser  # noqa: E402
 from cartoparty.zones import read_zone  # noqa: E402
 
 # A square of about 1.1 km around Chambéry's Place Saint-Léger (lon, lat).
@@ -120,3 +121,21 @@ def a_submission(**values):
     return {"client_id": str(uuid.uuid4()), "preset": "tree", **INSIDE, "accuracy": 6,
             "tags": {"species": "Tilia cordata"}, "note": "", "observed_at":
             "2026-06-13T10:15:00+02:00", **values}
+
+
+def make_organiser(email="alice@example.org", password="correct horse", events=()):
+    """An organiser account, organising `events`."""
+    organiser = Organiser(email=email, password_hash=hash_password(password))
+    organiser.events.extend(events)
+    db.session.add(organiser)
+    db.session.commit()
+    return organiser
+
+
+@pytest.fixture
+def organiser(client, event):
+    """An organiser of `event`, signed in on `client`."""
+    organiser = make_organiser(events=[event])
+    with client.session_transaction() as session:
+        session["organiser_id"] = organiser.id
+    return organiser

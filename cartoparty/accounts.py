@@ -1,0 +1,114 @@
+"""Organiser accounts: signing in and out, and the decorators that guard organiser pages.
+
+There is no open sign-up: accounts are made with `cartoparty organiser add`. Failed sign-ins
+are counted in the database (so every gunicorn worker sees them) to slow down guessing."""
+
+import functools
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from .auth import current_organiser, find_organiser, load_event
+from .errors import Forbidden, Unauthorised
+from .extensions import db
+from .models import SignInAttempt
+
+bp = Blueprint("accounts", __name__)
+
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+
+
+def safe_next(target):
+    """`target` if it is a path on this site, else the organiser's home (no open redirect)."""
+    parts = urlsplit(target or "")
+    if target and target.startswith("/") and not parts.netloc and not target.startswith("//") \
+            and "\\" not in target:
+        return target
+    return url_for("organise.home")
+
+
+def _too_many_failures(email):
+    since = datetime.now(UTC) - FAILURE_WINDOW
+    failures = db.session.scalar(
+        db.select(db.func.count()).select_from(SignInAttempt)
+        .where(SignInAttempt.at > since,
+               (SignInAttempt.email == email) | (SignInAttempt.address == _address())))
+    return failures >= MAX_FAILURES
+
+
+def _address():
+    return (request.remote_addr or "unknown")[:64]
+
+
+def _remember_failure(email):
+    db.session.execute(db.delete(SignInAttempt).where(
+        SignInAttempt.at < datetime.now(UTC) - timedelta(days=1)))
+    db.session.add(SignInAttempt(email=email[:254], address=_address()))
+    db.session.commit()
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    next_page = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("organise/sign_in.html", next_page=next_page, error=None)
+    email = request.form.get("email", "").strip().lower()
+    if _too_many_failures(email):
+        error = "Trop de tentatives : réessayez dans 15 minutes. / Too many attempts: try again in 15 minutes."
+        return render_template("organise/sign_in.html", next_page=next_page, error=error,
+                               email=email), 429
+    organiser = find_organiser(email, request.form.get("password", ""))
+    if organiser is None:
+        _remember_failure(email)
+        error = "Adresse ou mot de passe incorrect. / Wrong email or password."
+        return render_template("organise/sign_in.html", next_page=next_page, error=error,
+                               email=email), 401
+    session.clear()
+    session.permanent = True
+    session["organiser_id"] = organiser.id
+    return redirect(next_page)
+
+
+@bp.post("/sign-out")
+def sign_out():
+    session.clear()
+    return redirect(url_for("accounts.sign_in"))
+
+
+def signed_in_organiser():
+    """The organiser of the session only (no HTTP Basic on pages), or None."""
+    return current_organiser() if session.get("organiser_id") else None
+
+
+def organiser_required(view):
+    """A page for signed-in organisers; signed-out visitors go to the sign-in page and back."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs):
+        organiser = signed_in_organiser()
+        if organiser is None:
+            return redirect(url_for("accounts.sign_in", next=request.full_path.rstrip("?")))
+        return view(organiser, **kwargs)
+
+    return wrapped
+
+
+def event_organiser_required(view):
+    """A page or API route of one event, for its organisers only (checked on the server)."""
+
+    @functools.wraps(view)
+    def wrapped(slug, **kwargs):
+        organiser = current_organiser()
+        if organiser is None:
+            if request.path.startswith("/api/"):
+                raise Unauthorised("sign in as an organiser of this event")
+            return redirect(url_for("accounts.sign_in", next=request.full_path.rstrip("?")))
+        event = load_event(slug)
+        if not event.is_organised_by(organiser):
+            raise Forbidden("you are not an organiser of this event")
+        return view(event, organiser, **kwargs)
+
+    return wrapped
+

@@ -1,6 +1,6 @@
 """cartoparty: mapping parties whose points end up in OpenStreetMap and open data."""
 
-from flask import Flask
+from flask import Flask, request
 
 __version__ = "0.1.0"
 
@@ -8,8 +8,20 @@ __version__ = "0.1.0"
 def create_app(config=None):
     """Build the app: settings from the environment (then `config`), presets checked,
     extensions and blueprints attached."""
-    from . import (accounts, api, errors, events, i18n, organise, photos, presets, review,
-                   reviewmap, submissions, walker)
+    from . import (
+        accounts,
+        api,
+        errors,
+        events,
+        i18n,
+        organise,
+        photos,
+        presets,
+        review,
+        reviewmap,
+        submissions,
+        walker,
+    )
     from . import config as settings
     from .extensions import csrf, db, migrate
 
@@ -25,7 +37,7 @@ def create_app(config=None):
 
     app.extensions["cartoparty.presets"] = presets.load(app.config.get("PRESET_DIR",
                                                                        presets.PRESET_DIR))
-    i18n.check_catalogs()
+    i18n.register(app)
     app.config["ASSET_VERSION"] = walker.asset_version(app.static_folder)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
@@ -34,7 +46,16 @@ def create_app(config=None):
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
                    reviewmap):
         app.register_blueprint(module.bp)
-    # Walkers' API authenticates with a bearer token, never a cookie: no CSRF to fear there.
-    for module in (events, submissions, photos):
-        csrf.exempt(module.bp)
+    walkers_api = {module.bp.name for module in (events, submissions, photos)}
+
+    @app.before_request
+    def refuse_cross_site_requests():
+        # Only what a browser sends by itself (its cookie) can be forged from another site: the
+        # walkers' API uses a bearer token, scripts an Authorization header that no other
+        # site can make a browser send.
+        if request.method in ("GET", "HEAD", "OPTIONS") or request.blueprint in walkers_api \
+                or "Authorization" in request.headers:
+            return
+        csrf.protect()
+
     return app

@@ -12,6 +12,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from .auth import current_organiser, find_organiser, load_event
 from .errors import Forbidden, Unauthorised
 from .extensions import db
+from .i18n import language, messages
 from .models import SignInAttempt
 
 bp = Blueprint("accounts", __name__)
@@ -56,13 +57,13 @@ def sign_in():
         return render_template("organise/sign_in.html", next_page=next_page, error=None)
     email = request.form.get("email", "").strip().lower()
     if _too_many_failures(email):
-        error = "Trop de tentatives : réessayez dans 15 minutes. / Too many attempts: try again in 15 minutes."
+        error = messages(language())["too_many_attempts"]
         return render_template("organise/sign_in.html", next_page=next_page, error=error,
                                email=email), 429
     organiser = find_organiser(email, request.form.get("password", ""))
     if organiser is None:
         _remember_failure(email)
-        error = "Adresse ou mot de passe incorrect. / Wrong email or password."
+        error = messages(language())["wrong_password"]
         return render_template("organise/sign_in.html", next_page=next_page, error=error,
                                email=email), 401
     session.clear()

@@ -4,6 +4,7 @@ database unless DATABASE_URL says otherwise."""
 import os
 import re
 import sys
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 
-from . import create_app, localdb
+from . import create_app, localdb, review
 from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import db
@@ -37,8 +38,9 @@ def cli():
 
 organiser_cli = AppGroup("organiser", help="Organiser accounts.")
 event_cli = AppGroup("event", help="Events.")
-cli.add_command(organiser_cli)
-cli.add_command(event_cli)
+review_cli = AppGroup("review", help="Approve or reject submissions, as an organiser.")
+for group in (organiser_cli, event_cli, review_cli):
+    cli.add_command(group)
 
 
 def read_password():
@@ -134,6 +136,50 @@ def event_list():
     for slug, name, starts_at, count in rows:
         when = starts_at.date().isoformat() if starts_at else "-"
         click.echo(f"{slug}\t{when}\t{count} submissions\t{name}")
+
+
+def _review(decision, slug, client_ids, all_pending, reason, email):
+    """Approve or reject from the command line, audited like a decision on the map."""
+    event = db.session.scalar(db.select(Event).filter_by(slug=slug))
+    if event is None:
+        raise click.ClickException(f"there is no event {slug!r}")
+    organiser = db.session.scalar(db.select(Organiser).filter_by(email=email.strip().lower()))
+    if organiser is None or not event.is_organised_by(organiser):
+        raise click.ClickException(f"{email} is not an organiser of {slug}")
+    if bool(client_ids) == all_pending:
+        raise click.ClickException("name the submissions' CLIENT_IDs or give --all-pending")
+    if decision == "reject" and not (reason or "").strip():
+        raise click.ClickException("--reason is needed to reject")
+    try:
+        wanted = {uuid.UUID(value) for value in client_ids}
+    except ValueError:
+        raise click.ClickException("a CLIENT_ID is not a UUID") from None
+    known = set(db.session.scalars(db.select(Submission.client_id).where(
+        Submission.event_id == event.id, Submission.client_id.in_(wanted))))
+    if wanted - known:
+        raise click.ClickException(f"no submission {sorted(map(str, wanted - known))[0]} in {slug}")
+    changed = review.decide(event, decision, f"{organiser.email} (command line)", organiser.id,
+                            reason, client_ids=sorted(map(str, wanted)) if wanted else None,
+                            all_pending=all_pending)
+    db.session.commit()
+    click.echo(f"{review.DECISIONS[decision]} {len(changed)} submission(s) of {slug}")
+
+
+def _review_command(decision):
+    @click.argument("client_ids", nargs=-1)
+    @click.option("--event", "slug", required=True, help="The event's slug.")
+    @click.option("--all-pending", is_flag=True, help="Every submission still pending.")
+    @click.option("--reason", help="Why (needed to reject).")
+    @click.option("--as", "email", required=True, help="The organiser deciding.")
+    def command(client_ids, slug, all_pending, reason, email):
+        _review(decision, slug, client_ids, all_pending, reason, email)
+
+    command.__doc__ = f"{decision.capitalize()} submissions (CLIENT_IDs, or --all-pending)."
+    return review_cli.command(decision)(command)
+
+
+approve_command = _review_command("approve")
+reject_command = _review_command("reject")
 
 
 @cli.command("demo")

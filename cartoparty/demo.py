@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from .auth import hash_password
 from .extensions import db
-from .models import Event, Organiser, Participant, Status, Submission, hash_token
+from .models import Event, Organiser, Participant, Status, Submission, Team, hash_token
 from .presets import all_presets, check_tags
 from .zones import read_zone
 
@@ -19,6 +19,14 @@ ORGANISER_EMAIL = "organiser@demo.cartoparty.test"
 ZONE = {"type": "Polygon", "coordinates": [[
     [5.9245, 45.5625], [5.9395, 45.5625], [5.9395, 45.5705], [5.9245, 45.5705], [5.9245, 45.5625],
 ]]}
+# Two teams as in a data expedition: one question and one area each.
+TEAMS = [
+    ("Arbres (ouest)", ["tree"], {"type": "Polygon", "coordinates": [[
+        [5.9245, 45.5625], [5.9320, 45.5625], [5.9320, 45.5705], [5.9245, 45.5705], [5.9245, 45.5625]]]}),
+    ("Mobilier urbain (est)", ["bench", "waste_basket", "drinking_water", "bicycle_parking",
+                               "post_box", "defibrillator"], {"type": "Polygon", "coordinates": [[
+        [5.9320, 45.5625], [5.9395, 45.5625], [5.9395, 45.5705], [5.9320, 45.5705], [5.9320, 45.5625]]]}),
+]
 SAMPLE_POINTS = [
     ("tree", {"species": "Platanus × hispanica", "leaf_type": "broadleaved"}, Status.approved),
     ("tree", {"genus": "Tilia", "leaf_cycle": "deciduous"}, Status.pending),
@@ -85,9 +93,13 @@ def load_demo(keep=False):
     event.organisers.append(_organiser())
     db.session.add(event)
     db.session.flush()
+    teams = [Team(event_id=event.id, name=name, presets=presets, sector=read_zone(sector))
+             for name, presets, sector in TEAMS]
+    db.session.add_all(teams)
+    db.session.flush()
     walkers = [Participant(event_id=event.id, pseudonym=name, consented_at=datetime.now(UTC),
-                           token_hash=hash_token(secrets.token_urlsafe(32)))
-               for name in ("Camille", "Noor")]
+                           token_hash=hash_token(secrets.token_urlsafe(32)), team_id=team.id)
+               for name, team in zip(("Camille", "Noor"), teams, strict=True)]
     db.session.add_all(walkers)
     db.session.flush()
     _sample_submissions(event, walkers)

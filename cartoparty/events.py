@@ -13,7 +13,7 @@ from .api import json_body, refuse_unknown_fields
 from .auth import load_event
 from .errors import Conflict, Invalid
 from .extensions import db
-from .models import Event, Participant, hash_token
+from .models import Event, Participant, Team, hash_token
 from .presets import all_presets
 
 INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Cs"}
@@ -60,13 +60,16 @@ def clean_pseudonym(value):
 def join(slug):
     event = load_event(slug)
     body = json_body()
-    refuse_unknown_fields(body, {"pseudonym", "consent"})
+    refuse_unknown_fields(body, {"pseudonym", "consent", "team"})
     pseudonym = clean_pseudonym(body.get("pseudonym"))
     if body.get("consent") is not True:
         raise Invalid(f"joining needs your consent to publish what you record under "
                       f"{event.licence}", field="consent")
+    team = find_team(event, body["team"]) if body.get("team") is not None else None
+    if body.get("team") is not None and team is None:
+        raise Invalid("this team link is not valid for this event", field="team")
     token = secrets.token_urlsafe(32)
-    participant = Participant(event_id=event.id, pseudonym=pseudonym,
+    participant = Participant(event_id=event.id, pseudonym=pseudonym, team_id=team and team.id,
                               token_hash=hash_token(token), consented_at=datetime.now(UTC))
     db.session.add(participant)
     try:
@@ -75,4 +78,19 @@ def join(slug):
         db.session.rollback()
         raise Conflict(f"the pseudonym {pseudonym!r} is taken in this event; choose another",
                        field="pseudonym") from None
-    return jsonify({"token": token, "pseudonym": pseudonym}), 201
+    return jsonify({"token": token, "pseudonym": pseudonym,
+                    "team": team_json(team) if team else None}), 201
+
+
+def find_team(event, join_code):
+    """The event's team with this join code, or None."""
+    if not isinstance(join_code, str) or len(join_code) > 16:
+        return None
+    return db.session.scalar(db.select(Team).filter_by(event_id=event.id, join_code=join_code))
+
+
+def team_json(team):
+    """A team as walkers see it: its name, its theme and its sector as GeoJSON."""
+    sector = db.session.scalar(db.select(func.ST_AsGeoJSON(Team.sector, 7)).where(Team.id == team.id))
+    return {"name": team.name, "presets": team.presets, "code": team.join_code,
+            "sector": json.loads(sector) if sector else None}

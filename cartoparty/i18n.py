@@ -33,3 +33,13 @@ def language():
 def messages(lang):
     """The catalog of a language."""
     return CATALOGS[lang]
+
+
+def register(app):
+    """Give every page its language and messages as `lang` and `t`."""
+    check_catalogs()
+
+    @app.context_processor
+    def language_and_messages():
+        lang = language()
+        return {"lang": lang, "t": messages(lang)}

@@ -1,5 +1,233 @@
-"""Organiser pages: their events, preparing one (zone, presets, teams), join links and QR codes."""
+"""Organiser pages: their events, preparing one (zone, presets, teams), join links, QR codes,
+and the review page."""
 
-from flask import Blueprint
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-bp = Blueprint("organise", __name__)
+import segno
+from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+
+from .accounts import event_organiser_required, organiser_required, signed_in_organiser
+from .auth import SLUG
+from .errors import CartopartyError, NotFound
+from .events import event_json
+from .extensions import db
+from .i18n import language, messages
+from .models import Event, Participant, Submission, Team
+from .presets import all_presets
+from .walker import LEAFLET_VERSION
+from .zones import read_zone
+
+bp = Blueprint("organise", __name__, url_prefix="/organise")
+
+
+def render(template, status=200, **context):
+    return render_template(template, presets=all_presets(), organiser=signed_in_organiser(),
+                           tz=ZoneInfo(current_app.config["TIMEZONE"]),
+                           leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}", **context), status
+
+
+@bp.get("")
+@organiser_required
+def home(organiser):
+    counts = (db.select(Submission.event_id, func.count().label("n"))
+              .group_by(Submission.event_id).subquery())
+    events = db.session.execute(
+        db.select(Event, func.coalesce(counts.c.n, 0))
+        .where(Event.organisers.contains(organiser))
+        .outerjoin(counts, counts.c.event_id == Event.id)
+        .order_by(Event.starts_at.desc().nullslast(), Event.slug)).all()
+    return render("organise/home.html", events=events)
+
+
+def _when(value, field):
+    """A datetime-local field, read in the deployment's time zone."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CartopartyError(f"{field}: not a date and time", field=field, status=422) from None
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+def read_event_form(form, files, creating):
+    """The event's values from the form, or CartopartyError naming the first bad field."""
+    values = {"name": form.get("name", "").strip(), "description": form.get("description", "").strip(),
+              "licence": form.get("licence", "").strip() or "ODbL-1.0",
+              "allow_outside_zone": form.get("allow_outside_zone") == "on",
+              "starts_at": _when(form.get("starts_at"), "starts_at"),
+              "ends_at": _when(form.get("ends_at"), "ends_at")}
+    if not values["name"] or len(values["name"]) > 200:
+        raise CartopartyError("name: 1 to 200 characters", field="name", status=422)
+    if len(values["description"]) > 5000 or len(values["licence"]) > 100:
+        raise CartopartyError("description or licence too long", field="description", status=422)
+    if values["starts_at"] and values["ends_at"] and values["ends_at"] < values["starts_at"]:
+        raise CartopartyError("ends_at: the end is before the start", field="ends_at", status=422)
+    chosen = [preset for preset in form.getlist("presets") if preset in all_presets()]
+    if not chosen:
+        raise CartopartyError("presets: choose at least one kind of feature", field="presets",
+                              status=422)
+    values["presets"] = chosen
+    upload = files.get("zone_file")
+    zone_text = upload.read() if upload and upload.filename else form.get("zone", "").strip()
+    if zone_text:
+        values["zone"] = read_zone(zone_text)
+    elif creating:
+        raise CartopartyError("zone: draw the zone on the map or upload a GeoJSON file",
+                              field="zone", status=422)
+    if creating:
+        slug = form.get("slug", "").strip()
+        if not SLUG.fullmatch(slug):
+            raise CartopartyError("slug: lowercase letters, digits and '-', e.g. bissy-2026",
+                                  field="slug", status=422)
+        values["slug"] = slug
+    return values
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@organiser_required
+def new_event(organiser):
+    if request.method == "GET":
+        return render("organise/event_form.html", event=None, form={}, error=None, zone=None)
+    try:
+        values = read_event_form(request.form, request.files, creating=True)
+        event = Event(**values)
+        event.organisers.append(organiser)
+        db.session.add(event)
+        db.session.commit()
+    except CartopartyError as error:
+        db.session.rollback()
+        return render("organise/event_form.html", 422, event=None, form=request.form,
+                      error=error.message, zone=None, zone_input=request.form.get("zone"))
+    except IntegrityError:
+        db.session.rollback()
+        return render("organise/event_form.html", 422, event=None, form=request.form,
+                      error="slug: an event already has this address", zone=None,
+                      zone_input=request.form.get("zone"))
+    return redirect(url_for("organise.settings", slug=event.slug))
+
+
+def _teams(event):
+    return db.session.execute(
+        db.select(Team, func.ST_AsGeoJSON(Team.sector, 7), func.count(Participant.id))
+        .outerjoin(Participant, Participant.team_id == Team.id)
+        .where(Team.event_id == event.id).group_by(Team.id).order_by(Team.name)).all()
+
+
+def _settings_page(event, status=200, error=None, form=None):
+    return render("organise/event_form.html", status, event=event, form=form or {}, error=error,
+                  zone=event_json(event)["zone"], teams=_teams(event),
+                  join_url=url_for("walker.page", slug=event.slug, _external=True))
+
+
+@bp.route("/<slug>/settings", methods=["GET", "POST"])
+@event_organiser_required
+def settings(event, organiser):
+    if request.method == "GET":
+        return _settings_page(event)
+    try:
+        values = read_event_form(request.form, request.files, creating=False)
+    except CartopartyError as error:
+        db.session.rollback()
+        return _settings_page(event, 422, error.message, request.form)
+    for name, value in values.items():
+        setattr(event, name, value)
+    db.session.commit()
+    return redirect(url_for("organise.settings", slug=event.slug, saved=1))
+
+
+@bp.post("/<slug>/teams")
+@event_organiser_required
+def add_team(event, organiser):
+    name = request.form.get("name", "").strip()
+    chosen = [p for p in request.form.getlist("presets") if p in event.presets]
+    try:
+        if not name or len(name) > 80:
+            raise CartopartyError("team name: 1 to 80 characters", field="name", status=422)
+        upload = request.files.get("sector_file")
+        sector_text = upload.read() if upload and upload.filename else request.form.get("sector", "")
+        sector = read_zone(sector_text) if sector_text.strip() else None
+        if sector and not db.session.scalar(db.select(func.ST_CoveredBy(
+                func.ST_Buffer(func.ST_GeomFromEWKT(sector), -1e-7), Event.zone))
+                .where(Event.id == event.id)):
+            raise CartopartyError("the sector must lie inside the event's zone", field="sector",
+                                  status=422)
+        db.session.add(Team(event_id=event.id, name=name, presets=chosen or list(event.presets),
+                            sector=sector))
+        db.session.commit()
+    except CartopartyError as error:
+        db.session.rollback()
+        return _settings_page(event, 422, error.message)
+    except IntegrityError:
+        db.session.rollback()
+        return _settings_page(event, 422, f"a team is already called {name!r}")
+    return redirect(url_for("organise.settings", slug=event.slug, _anchor="teams"))
+
+
+def _team(event, team_id):
+    team = db.session.scalar(db.select(Team).filter_by(event_id=event.id, id=team_id))
+    if team is None:
+        raise NotFound("there is no such team in this event")
+    return team
+
+
+@bp.post("/<slug>/teams/<int:team_id>/delete")
+@event_organiser_required
+def delete_team(event, organiser, team_id):
+    db.session.delete(_team(event, team_id))
+    db.session.commit()
+    return redirect(url_for("organise.settings", slug=event.slug, _anchor="teams"))
+
+
+def join_url(event, team=None):
+    """The link walkers open (printed as a QR code)."""
+    if team is None:
+        return url_for("walker.page", slug=event.slug, _external=True)
+    return url_for("walker.page", slug=event.slug, team=team.join_code, _external=True)
+
+
+def qr_response(url, kind):
+    """A QR code of `url` as PNG or SVG, large enough to print."""
+    code = segno.make(url, error="m")
+    out = io.BytesIO()
+    if kind == "svg":
+        code.save(out, kind="svg", scale=10, border=4, title=url)
+    else:
+        code.save(out, kind="png", scale=12, border=4)
+    out.seek(0)
+    return send_file(out, mimetype="image/svg+xml" if kind == "svg" else "image/png",
+                     download_name=f"cartoparty-qr.{kind}")
+
+
+@bp.get("/<slug>/qr.<any(png, svg):kind>")
+@event_organiser_required
+def event_qr(event, organiser, kind):
+    return qr_response(join_url(event), kind)
+
+
+@bp.get("/<slug>/teams/<int:team_id>/qr.<any(png, svg):kind>")
+@event_organiser_required
+def team_qr(event, organiser, team_id, kind):
+    return qr_response(join_url(event, _team(event, team_id)), kind)
+
+
+@bp.get("/<slug>/print")
+@event_organiser_required
+def print_links(event, organiser):
+    teams = [(team, join_url(event, team)) for team in event.teams]
+    return render("organise/print.html", event=event, event_url=join_url(event), teams=teams)
+
+
+@bp.get("/<slug>")
+@event_organiser_required
+def review_page(event, organiser):
+    state = {"event": event_json(event), "lang": language(), "messages": messages(language()),
+             "teams": [{"id": team.id, "name": team.name} for team in event.teams],
+             "tiles": {"url": current_app.config["TILE_URL"],
+                       "attribution": current_app.config["TILE_ATTRIBUTION"]}}
+    return render("organise/review.html", event=event, state=state)

@@ -1,5 +1,275 @@
-"""The review map's data: clusters or points in view, the list beside the map, live counts."""
+"""The review map's data: clusters or points in view, the list beside the map, live counts.
 
-from flask import Blueprint
+Every route but `changes` takes the same optional filters: preset and status (comma lists),
+team (an id, or `none`), participant (an id), since and until (ISO 8601 times with a zone, on
+received_at; since included, until excluded) and bbox (west,south,east,north in WGS84 degrees;
+required on the map). They become one WHERE clause made of this module's fixed SQL fragments;
+every value the user sends is a bound parameter."""
+
+import re
+from datetime import datetime
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import text
+
+from .accounts import event_organiser_required
+from .errors import Invalid
+from .extensions import db
+from .models import Status
+from .presets import all_presets
 
 bp = Blueprint("reviewmap", __name__, url_prefix="/api/organise")
+
+POINTS_AT_MOST = 1500  # more submissions than this in view are clustered...
+POINTS_FROM_ZOOM = 18  # ...unless the map is zoomed in this far
+CELL_PIXELS = 64
+MAX_ZOOM = 22
+MAX_PER_PAGE = 200
+INTEGER = re.compile(r"[0-9]{1,9}")
+NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+# A '+' left unescaped in a query string arrives as a space: "10:00:00 02:00".
+SPACED_OFFSET = re.compile(r" ([0-9]{2}(:?[0-9]{2})?)$")
+
+
+def _integer(name, default=None, low=1, high=2**31 - 1):
+    """The query parameter `name` as a whole number within [low, high]."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise Invalid(f"{name} is required", field=name)
+        return default
+    if not INTEGER.fullmatch(value) or not low <= int(value) <= high:
+        raise Invalid(f"{name} must be a whole number from {low} to {high}", field=name)
+    return int(value)
+
+
+def read_bbox():
+    """The `bbox` parameter as (west, south, east, north) in WGS84 degrees, or None."""
+    value = request.args.get("bbox")
+    if not value:
+        return None
+    parts = value.split(",")
+    if len(parts) != 4 or not all(NUMBER.fullmatch(part.strip()) for part in parts):
+        raise Invalid("bbox must be four numbers: west,south,east,north", field="bbox")
+    west, south, east, north = (float(part) for part in parts)
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise Invalid("bbox must be west,south,east,north in degrees, with west <= east and "
+                      "south <= north", field="bbox")
+    return west, south, east, north
+
+
+def _moment(name):
+    """The query parameter `name` as an aware datetime, or None."""
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(SPACED_OFFSET.sub(r"+\1", value.strip()))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise Invalid(f"{name} must be an ISO 8601 time with its time zone, "
+                      "e.g. 2026-06-13T10:15:00+02:00", field=name)
+    return moment
+
+
+def _names(name, known):
+    """The comma-separated query parameter `name` as a list of members of `known`, or None."""
+    values = [part.strip() for part in request.args.get(name, "").split(",") if part.strip()]
+    for value in values:
+        if value not in known:
+            raise Invalid(f"unknown {name} {value[:40]!r}", field=name)
+    return values or None
+
+
+def read_filters(event, bbox=None):
+    """The WHERE clause on `submission s` for the request's filters, and its parameters."""
+    where, params = ["s.event_id = :event_id"], {"event_id": event.id}
+    presets = _names("preset", all_presets())
+    if presets:
+        where.append("s.preset = ANY(CAST(:presets AS text[]))")
+        params["presets"] = presets
+    statuses = _names("status", {status.value for status in Status})
+    if statuses:
+        where.append("s.status = ANY(CAST(:statuses AS submission_status[]))")
+        params["statuses"] = statuses
+    if request.args.get("team") == "none":
+        where.append("s.participant_id IN (SELECT id FROM participant "
+                     "WHERE event_id = :event_id AND team_id IS NULL)")
+    elif request.args.get("team"):
+        where.append("s.participant_id IN (SELECT id FROM participant "
+                     "WHERE event_id = :event_id AND team_id = :team)")
+        params["team"] = _integer("team")
+    if request.args.get("participant"):
+        where.append("s.participant_id = :participant")
+        params["participant"] = _integer("participant")
+    for name, test in (("since", ">="), ("until", "<")):
+        moment = _moment(name)
+        if moment is not None:
+            where.append(f"s.received_at {test} :{name}")
+            params[name] = moment
+    if bbox is not None:
+        # && on the envelope lets PostgreSQL use the GiST index on submission.geom.
+        where.append("s.geom && ST_MakeEnvelope(:west, :south, :east, :north, 4326)")
+        params.update(zip(("west", "south", "east", "north"), bbox, strict=True))
+    return " AND ".join(where), params
+
+
+@bp.before_request
+def plan_for_each_request():
+    """Plan every query of these routes for its own bbox and filters, without parallel workers."""
+    # psycopg prepares a statement run five times on one connection, and PostgreSQL may then
+    # reuse one generic plan for every bbox: a sequential scan for a few metres of street, or
+    # sorting 100,000 points instead of hashing them (measured: 2 to 100 times slower).
+    # Parallel workers cost more to start than they save on these 5-50 ms queries, and a small
+    # server has no idle core for them anyway (the cursor: 37 ms alone, 63 ms with one).
+    db.session.execute(text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+                            "set_config('max_parallel_workers_per_gather', '0', true)"))
+
+
+def cell_size(zoom):
+    """The side of a ~64-pixel clustering cell at `zoom`, in degrees of longitude."""
+    return CELL_PIXELS * 360 / (256 * 2**zoom)
+
+
+COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM submission s WHERE {where} LIMIT :limit) AS hit"
+
+POINTS = """
+    SELECT json_build_object(
+        'mode', 'points', 'total', count(*), 'clusters', '[]'::json,
+        'points', coalesce(json_agg(json_build_object(
+            'id', s.id, 'client_id', s.client_id, 'preset', s.preset, 'status', s.status,
+            'lat', ST_Y(s.geom), 'lon', ST_X(s.geom), 'version', s.version) ORDER BY s.id), '[]'))::text
+    FROM submission s WHERE {where}
+"""
+
+# Cells are counted from 0° on both axes, so they stay put while the map pans. They are `cell`
+# degrees of longitude wide and as high on screen as wide at the event's latitude (in Web
+# Mercator a degree of latitude is 1/cos(lat) times longer than one of longitude); per-point
+# trigonometry would cost a fifth more time for the same grid within a town.
+# The OFFSET 0 fence computes ST_X and ST_Y once per point and lets PostgreSQL hash the cells:
+# without it the planner expects as many cells as distinct points and sorts every point instead.
+CLUSTERS = """
+    SELECT json_build_object(
+        'mode', 'clusters', 'total', coalesce(sum(count), 0),
+        'clusters', coalesce(json_agg(json_build_object(
+            'lat', round(lat::numeric, 7), 'lon', round(lon::numeric, 7), 'count', count,
+            'pending', count - approved - rejected, 'approved', approved, 'rejected', rejected)
+            ORDER BY lat DESC, lon), '[]'),
+        'points', '[]'::json)::text
+    FROM (
+        SELECT count(*) AS count, sum(y) / count(*) AS lat, sum(x) / count(*) AS lon,
+               count(*) FILTER (WHERE status = 'approved') AS approved,
+               count(*) FILTER (WHERE status = 'rejected') AS rejected
+        FROM (SELECT ST_X(s.geom) AS x, ST_Y(s.geom) AS y, s.status FROM submission s
+              WHERE {where} OFFSET 0) AS point
+        GROUP BY floor(x / :cell), floor(y / (:cell * (
+            SELECT cos(radians(ST_Y(ST_Centroid(zone)))) FROM event WHERE id = :event_id)))
+    ) AS cell
+"""
+
+
+@bp.get("/<slug>/map")
+@event_organiser_required
+def map_data(event, organiser):
+    """Submissions in the bbox: each point when few or zoomed in, else clusters on a grid."""
+    bbox = read_bbox()
+    if bbox is None:
+        raise Invalid("bbox is required: west,south,east,north in degrees", field="bbox")
+    zoom = _integer("zoom", low=0, high=MAX_ZOOM)
+    where, params = read_filters(event, bbox)
+    clustered = zoom < POINTS_FROM_ZOOM and db.session.scalar(
+        text(COUNT_UP_TO.format(where=where)),  # noqa: S608  (fixed fragments only)
+        {**params, "limit": POINTS_AT_MOST + 1}) > POINTS_AT_MOST
+    if clustered:
+        body = db.session.scalar(text(CLUSTERS.format(where=where)),  # noqa: S608
+                                 {**params, "cell": cell_size(zoom)})
+    else:
+        body = db.session.scalar(text(POINTS.format(where=where)), params)  # noqa: S608
+    return Response(body, mimetype="application/json")
+
+
+LIST_PAGE = """
+    SELECT s.id, s.client_id::text AS client_id, s.preset, s.status::text AS status,
+           ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, p.pseudonym, t.name AS team, s.accuracy,
+           s.received_at, s.observed_at, s.version,
+           (SELECT count(*) FROM photo WHERE photo.submission_id = s.id) AS photo_count, s.note
+    FROM submission s JOIN participant p ON p.id = s.participant_id
+         LEFT JOIN team t ON t.id = p.team_id
+    WHERE {where}
+    ORDER BY s.received_at DESC, s.id DESC
+    LIMIT :limit OFFSET :offset
+"""
+
+
+@bp.get("/<slug>/list")
+@event_organiser_required
+def list_page(event, organiser):
+    """One page of the filtered submissions, newest first, and how many there are in all."""
+    page = _integer("page", default=1)
+    per_page = _integer("per_page", default=50, high=MAX_PER_PAGE)
+    where, params = read_filters(event, read_bbox())
+    total = db.session.scalar(
+        text(f"SELECT count(*) FROM submission s WHERE {where}"), params)  # noqa: S608
+    rows = db.session.execute(text(LIST_PAGE.format(where=where)),  # noqa: S608
+                              {**params, "limit": per_page, "offset": (page - 1) * per_page})
+    items = [{**row, "received_at": row["received_at"].isoformat(),
+              "observed_at": row["observed_at"].isoformat()} for row in rows.mappings()]
+    return jsonify(total=total, page=page, per_page=per_page, items=items)
+
+
+# One pass over the submissions counts every breakdown; names are joined to the few groups only.
+DASHBOARD = """
+    WITH counted AS (
+        SELECT s.status::text AS status, s.preset, s.participant_id, count(*) AS n,
+               GROUPING(s.status, s.preset, s.participant_id) AS unused
+        FROM submission s WHERE {where}
+        GROUP BY GROUPING SETS ((), (s.status), (s.preset), (s.participant_id))
+    )
+    SELECT c.status, c.preset, c.unused, c.n, p.pseudonym, t.name AS team
+    FROM counted c LEFT JOIN participant p ON p.id = c.participant_id
+         LEFT JOIN team t ON t.id = p.team_id
+"""
+# GROUPING() sets a bit for each column a row is not grouped by: status is the 4 bit.
+BY_STATUS, BY_PRESET, BY_PARTICIPANT, ALL = 0b011, 0b101, 0b110, 0b111
+
+
+@bp.get("/<slug>/dashboard")
+@event_organiser_required
+def dashboard(event, organiser):
+    """How many filtered submissions there are, by status, preset, team and walker."""
+    where, params = read_filters(event, read_bbox())
+    counts = {"total": 0, "by_status": {status.value: 0 for status in Status}, "by_preset": {},
+              "by_team": {}, "by_participant": {}}
+    rows = db.session.execute(text(DASHBOARD.format(where=where)), params)  # noqa: S608
+    for row in sorted(rows, key=lambda row: -row.n):
+        if row.unused == ALL:
+            counts["total"] = row.n
+        elif row.unused == BY_STATUS:
+            counts["by_status"][row.status] = row.n
+        elif row.unused == BY_PRESET:
+            counts["by_preset"][row.preset] = row.n
+        elif row.unused == BY_PARTICIPANT:
+            counts["by_participant"][row.pseudonym] = row.n
+            team = row.team or "—"
+            counts["by_team"][team] = counts["by_team"].get(team, 0) + row.n
+    return jsonify(counts)
+
+
+# Inserts raise max(id), deletes lower count(*), review actions raise version, and any other
+# write to a row (a walker correcting a pending point) gives it a new xmin, the id of the
+# writing transaction. Photos are only ever added to existing points: the newest one is found
+# walking photo ids down from the top, not by joining all the event's submissions.
+CURSOR = text("""
+    SELECT md5(concat_ws(',', count(*), max(s.id), sum(s.version), sum(s.xmin::text::bigint),
+                         (SELECT photo.id FROM photo JOIN submission ps ON ps.id = photo.submission_id
+                          WHERE ps.event_id = :event_id ORDER BY photo.id DESC LIMIT 1)))
+    FROM submission s WHERE s.event_id = :event_id
+""")
+
+
+@bp.get("/<slug>/changes")
+@event_organiser_required
+def changes(event, organiser):
+    """A short token that changes whenever a submission of the event is added, changed or deleted."""
+    return jsonify(cursor=db.session.scalar(CURSOR, {"event_id": event.id}))

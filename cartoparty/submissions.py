@@ -169,6 +169,7 @@ def update(event, participant, client_id):
         values["observed_at"] = submission.observed_at
     for name in ("preset", "accuracy", "tags", "note", "observed_at"):
         setattr(submission, name, values[name])
+    submission.version += 1  # an organiser looking at the old version must see it changed
     db.session.commit()
     return jsonify(submission_json(submission.id)), 200
 

@@ -9,7 +9,7 @@ import xstatic.pkg.leaflet as leaflet
 from flask import Blueprint, current_app, render_template, request, send_from_directory
 
 from .auth import load_event
-from .events import event_json
+from .events import event_json, find_team, team_json
 from .i18n import LANGUAGES, language, messages
 
 bp = Blueprint("walker", __name__)
@@ -42,8 +42,10 @@ def shell_urls():
 def page(slug):
     event = load_event(slug)
     lang = language()
+    team = find_team(event, request.args.get("team"))
     state = {
         "event": event_json(event),
+        "team": team_json(team) if team else None,
         "lang": lang,
         "messages": messages(lang),
         "tiles": {"url": current_app.config["TILE_URL"],

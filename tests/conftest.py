@@ -14,8 +14,8 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 
 from cartoparty import config, create_app, localdb  # noqa: E402
-from cartoparty.extensions import db  # noqa: E402
 from cartoparty.auth import hash_password  # noqa: E402
+from cartoparty.extensions import db  # noqa: E402
 from cartoparty.models import Event, Organiser  # noqa: E402
 from cartoparty.zones import read_zone  # noqa: E402
 

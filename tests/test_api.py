@@ -8,16 +8,19 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import a_submission
+from conftest import ZONE, a_submission, make_event, make_organiser
+from flask import g
 from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy import text
 
 import cartoparty
 from cartoparty.auth import hash_password
 from cartoparty.extensions import db
-from cartoparty.models import Organiser
+from cartoparty.models import Organiser, Team
+from cartoparty.zones import read_zone
 
 DOCUMENT = json.loads(Path(cartoparty.__file__).with_name("openapi.json").read_text(encoding="utf-8"))
 DOCUMENT_URI = "urn:cartoparty:openapi"
@@ -264,3 +267,335 @@ def test_unknown_api_route_is_a_json_404(client):
     assert response.is_json
     assert response.json["error"]
     validator(pointer("components", "schemas", "Error")).validate(response.json)
+
+
+def test_join_with_a_team_conforms(client, event):
+    team = Team(event_id=event.id, name="Arbres", presets=["tree"], sector=read_zone(ZONE))
+    db.session.add(team)
+    db.session.commit()
+    path = "/api/events/{slug}/participants"
+    body = {"pseudonym": "Noor", "consent": True, "team": team.join_code}
+    validator(pointer("components", "schemas", "ParticipantInput")).validate(body)
+    response = client.post("/api/events/party/participants", json=body)
+    assert response.status_code == 201
+    assert response.json["team"]["name"] == "Arbres"
+    assert response.json["team"]["sector"]["type"] == "MultiPolygon"
+    assert_conforms(response, path, "post")
+    refused = client.post("/api/events/party/participants",
+                          json={**body, "pseudonym": "Sam", "team": "no-such-team"})
+    assert refused.status_code == 422
+    assert refused.json["field"] == "team"
+    assert_conforms(refused, path, "post")
+
+
+# The organisers' review API. POST and PATCH need the CSRF token of the organiser pages.
+
+ORGANISE = "/api/organise/party"
+DETAIL = "/api/organise/{slug}/submissions/{submission_id}"
+DECIDE = "/api/organise/{slug}/submissions/{submission_id}/{decision}"
+MERGE = "/api/organise/{slug}/submissions/{submission_id}/merge"
+BULK = "/api/organise/{slug}/review/bulk"
+
+
+def csrf(client):
+    """The header carrying the CSRF token of the organiser pages, as the review page sends it."""
+    # The tests' app context outlives requests; Flask-WTF keeps the last token in `g`.
+    g.pop("csrf_token", None)
+    page = client.get("/organise/party").get_data(as_text=True)
+    return {"X-CSRFToken": page.split('name="csrf-token" content="')[1].split('"')[0]}
+
+
+def recorded(client, walker, **values):
+    """The id of a new point the walker sent through the API."""
+    response = client.post("/api/events/party/submissions", json=a_submission(**values),
+                           headers=walker)
+    assert response.status_code == 201
+    return response.json["id"]
+
+
+def add_photo(client, walker, submission_id, colour=(20, 120, 40)):
+    client_id = client.get(f"{ORGANISE}/submissions/{submission_id}").json["client_id"]
+    image = io.BytesIO()
+    Image.new("RGB", (8, 6), colour).save(image, "PNG")
+    response = client.post(f"/api/events/party/submissions/{client_id}/photos",
+                           data={"photo": (io.BytesIO(image.getvalue()), "p.png")}, headers=walker)
+    assert response.status_code == 201
+
+
+def conforming_body(schema, body):
+    validator(pointer("components", "schemas", schema)).validate(body)
+    return body
+
+
+def test_review_detail_conforms(client, organiser, walker):
+    point = recorded(client, walker)
+    add_photo(client, walker, point)
+    client.post(f"{ORGANISE}/submissions/{point}/approve", json={"version": 1}, headers=csrf(client))
+    response = client.get(f"{ORGANISE}/submissions/{point}")
+    assert response.status_code == 200
+    assert len(response.json["photos"]) == 1
+    assert [entry["action"] for entry in response.json["history"]] == ["approve"]
+    assert response.json["reviewed_at"]
+    assert_conforms(response, DETAIL, "get")
+    missing = client.get(f"{ORGANISE}/submissions/999999")
+    assert missing.status_code == 404
+    assert missing.json["field"] == "submission_id"
+    assert_conforms(missing, DETAIL, "get")
+
+
+def test_decisions_conform(client, organiser, walker):
+    first, second = recorded(client, walker), recorded(client, walker)
+    headers = csrf(client)
+    approved = client.post(f"{ORGANISE}/submissions/{first}/approve", headers=headers,
+                           json=conforming_body("Decision", {"version": 1}))
+    assert approved.status_code == 200
+    assert (approved.json["status"], approved.json["version"]) == ("approved", 2)
+    assert_conforms(approved, DECIDE, "post")
+    stale = client.post(f"{ORGANISE}/submissions/{first}/reject", headers=headers,
+                        json=conforming_body("Decision", {"version": 1, "reason": "doublon"}))
+    assert stale.status_code == 409
+    assert stale.json["field"] == "version"
+    assert_conforms(stale, DECIDE, "post")
+    no_reason = client.post(f"{ORGANISE}/submissions/{second}/reject", headers=headers,
+                            json={"version": 1})
+    assert no_reason.status_code == 422
+    assert no_reason.json["field"] == "reason"
+    assert_conforms(no_reason, DECIDE, "post")
+    rejected = client.post(f"{ORGANISE}/submissions/{second}/reject", headers=headers,
+                           json=conforming_body("Decision", {"version": 1, "reason": "photo floue"}))
+    assert rejected.status_code == 200
+    assert rejected.json["review_reason"] == "photo floue"
+    assert_conforms(rejected, DECIDE, "post")
+    unknown = client.post(f"{ORGANISE}/submissions/{second}/delete", headers=headers,
+                          json={"version": 2})
+    assert unknown.status_code == 404
+    assert_conforms(unknown, DECIDE, "post")
+
+
+def test_bulk_decision_conforms(client, organiser, walker):
+    points = [recorded(client, walker) for _ in range(3)]
+    headers = csrf(client)
+    client.post(f"{ORGANISE}/submissions/{points[1]}/reject", headers=headers,
+                json={"version": 1, "reason": "flou"})
+    body = conforming_body("BulkDecision", {"action": "approve", "items": [
+        {"id": point, "version": 1} for point in points]})
+    response = client.post(f"{ORGANISE}/review/bulk", json=body, headers=headers)
+    assert response.status_code == 200
+    assert response.json == {"done": [points[0], points[2]], "not_changed": [points[1]]}
+    assert_conforms(response, BULK, "post")
+    refused = client.post(f"{ORGANISE}/review/bulk", headers=headers,
+                          json={"action": "delete", "items": body["items"]})
+    assert refused.status_code == 422
+    assert refused.json["field"] == "action"
+    assert_conforms(refused, BULK, "post")
+
+
+def test_corrections_conform(client, organiser, walker):
+    point = recorded(client, walker)
+    headers = csrf(client)
+    edited = client.patch(f"{ORGANISE}/submissions/{point}", headers=headers, json=conforming_body(
+        "Correction", {"version": 1, "tags": {"species": "Acer platanoides", "height": "8"},
+                       "note": "au coin"}))
+    assert edited.status_code == 200
+    assert edited.json["tags"] == {"natural": "tree", "species": "Acer platanoides", "height": "8"}
+    assert_conforms(edited, DETAIL, "patch")
+    moved = client.patch(f"{ORGANISE}/submissions/{point}", headers=headers, json=conforming_body(
+        "Correction", {"version": 2, "lat": 45.5655, "lon": 5.9205}))
+    assert moved.status_code == 200
+    assert [entry["action"] for entry in moved.json["history"]] == ["edit", "move"]
+    assert_conforms(moved, DETAIL, "patch")
+    stale = client.patch(f"{ORGANISE}/submissions/{point}", headers=headers,
+                         json={"version": 2, "note": "trop tard"})
+    assert stale.status_code == 409
+    assert_conforms(stale, DETAIL, "patch")
+    bad_tag = client.patch(f"{ORGANISE}/submissions/{point}", headers=headers,
+                           json={"version": 3, "tags": {"height": "tall"}})
+    assert bad_tag.status_code == 422
+    assert bad_tag.json["field"] == "tags.height"
+    assert_conforms(bad_tag, DETAIL, "patch")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({}, "tags"), ({"lat": 45.565}, "lon"), ({"lon": 5.92}, "lat"), ({"lat": 91, "lon": 5.92}, "lat"),
+    ({"lat": "45.565", "lon": 5.92}, "lat"), ({"note": None}, "note"), ({"note": "x" * 2001}, "note"),
+    ({"tags": {"x y": "z"}}, "tags.x y"), ({"tags": ["natural"]}, "tags"), ({"colour": "red"}, "colour"),
+    ({"version": "1", "note": ""}, "version"), ({"version": None, "note": ""}, "version"),
+])
+def test_what_the_correction_schema_refuses_the_app_refuses(client, organiser, walker, change, field):
+    point = recorded(client, walker)
+    body = {"version": 1, **change}
+    assert not validator(pointer("components", "schemas", "Correction")).is_valid(body)
+    response = client.patch(f"{ORGANISE}/submissions/{point}", json=body, headers=csrf(client))
+    assert response.status_code == 422
+    assert response.json["field"] == field
+    assert_conforms(response, DETAIL, "patch")
+
+
+def test_merge_conforms(client, organiser, walker):
+    kept, duplicate = recorded(client, walker), recorded(client, walker, tags={"height": "12"})
+    bench = recorded(client, walker, preset="bench", tags={})
+    add_photo(client, walker, duplicate)
+    headers = csrf(client)
+    other_preset = client.post(f"{ORGANISE}/submissions/{kept}/merge", headers=headers, json={
+        "version": 1, "duplicate": bench, "duplicate_version": 1})
+    assert other_preset.status_code == 422
+    assert other_preset.json["field"] == "duplicate"
+    assert_conforms(other_preset, MERGE, "post")
+    stale = client.post(f"{ORGANISE}/submissions/{kept}/merge", headers=headers, json={
+        "version": 1, "duplicate": duplicate, "duplicate_version": 2})
+    assert stale.status_code == 409
+    assert_conforms(stale, MERGE, "post")
+    merged = client.post(f"{ORGANISE}/submissions/{kept}/merge", headers=headers, json=conforming_body(
+        "MergeInput", {"version": 1, "duplicate": duplicate, "duplicate_version": 1}))
+    assert merged.status_code == 200
+    assert merged.json["tags"]["height"] == "12"
+    assert len(merged.json["photos"]) == 1
+    assert_conforms(merged, MERGE, "post")
+    gone = client.get(f"{ORGANISE}/submissions/{duplicate}")
+    assert (gone.json["status"], gone.json["duplicate_of_id"]) == ("rejected", kept)
+    assert [entry["action"] for entry in gone.json["history"]] == ["merge"]
+    assert_conforms(gone, DETAIL, "get")
+
+
+ORGANISER_OPERATIONS = [
+    ("get", DETAIL, "/submissions/{id}", None),
+    ("patch", DETAIL, "/submissions/{id}", {"version": 1, "note": "x"}),
+    ("post", DECIDE, "/submissions/{id}/approve", {"version": 1}),
+    ("post", MERGE, "/submissions/{id}/merge", {"version": 1, "duplicate": 1, "duplicate_version": 1}),
+    ("post", BULK, "/review/bulk", {"action": "approve", "items": [{"id": 1, "version": 1}]}),
+    ("get", "/api/organise/{slug}/map", "/map?bbox=5.9,45.55,5.94,45.58&zoom=14", None),
+    ("get", "/api/organise/{slug}/list", "/list", None),
+    ("get", "/api/organise/{slug}/dashboard", "/dashboard", None),
+    ("get", "/api/organise/{slug}/changes", "/changes", None),
+]
+
+
+def test_every_organiser_operation_is_exercised():
+    review = {(path, method) for path, item in DOCUMENT["paths"].items() for method in item
+              if method in OPERATIONS and "review" in item[method].get("tags", [])}
+    assert review == {(path, method) for method, path, _, _ in ORGANISER_OPERATIONS}
+
+
+@pytest.mark.parametrize(("method", "path", "url", "body"), ORGANISER_OPERATIONS)
+def test_organiser_route_errors_conform(client, event, organiser, walker, method, path, url, body):
+    url = ORGANISE + url.format(id=recorded(client, walker))
+    changes = method != "get"
+    headers = csrf(client)
+    if changes:
+        no_token = getattr(client, method)(url, json=body)
+        assert no_token.status_code == 400
+        assert_conforms(no_token, path, method)
+    unknown_event = getattr(client, method)(url.replace("/party/", "/nowhere/"), json=body,
+                                            headers=headers)
+    assert unknown_event.status_code == 404
+    assert unknown_event.json["field"] == "slug"
+    assert_conforms(unknown_event, path, method)
+    stranger = make_organiser("bob@example.org", events=[make_event("other")])
+    with client.session_transaction() as session:
+        session["organiser_id"] = stranger.id
+    forbidden = getattr(client, method)(url, json=body, headers=headers)
+    assert forbidden.status_code == 403
+    assert_conforms(forbidden, path, method)
+    with client.session_transaction() as session:
+        del session["organiser_id"]  # the CSRF token stays valid: it is not tied to who signs in
+    signed_out = getattr(client, method)(url, json=body, headers=headers)
+    assert signed_out.status_code == 401
+    assert_conforms(signed_out, path, method)
+    if changes:
+        not_json = getattr(client, method)(url, data="version=1", headers=headers,
+                                           auth=("alice@example.org", "correct horse"))
+        assert not_json.status_code == 415
+        assert_conforms(not_json, path, method)
+
+
+ADD_POINTS = text("""
+    INSERT INTO submission (event_id, participant_id, client_id, preset, geom, accuracy, tags, note,
+                            observed_at, received_at, status, version, body_sha256)
+    SELECT p.event_id, p.id, gen_random_uuid(), 'tree',
+           ST_SetSRID(ST_MakePoint(5.917 + (i % 40) * 0.0001, 45.562 + (i / 40) * 0.0001), 4326), NULL,
+           '{}', '', now(), now(),
+           CAST((ARRAY['pending', 'approved', 'rejected'])[i % 3 + 1] AS submission_status), 1,
+           repeat('0', 64)
+    FROM participant p, generate_series(0, :count - 1) AS i WHERE p.id = :participant_id
+""")
+
+
+def test_review_map_conforms_with_points_and_clusters(client, organiser, walker):
+    path = "/api/organise/{slug}/map"
+    recorded(client, walker)
+    everywhere = {"bbox": "5.9,45.55,5.94,45.58", "zoom": "14"}
+    points = client.get(f"{ORGANISE}/map", query_string=everywhere)
+    assert points.status_code == 200
+    assert (points.json["mode"], points.json["total"], len(points.json["points"])) == ("points", 1, 1)
+    assert_conforms(points, path, "get")
+    camille = db.session.scalar(text("SELECT id FROM participant WHERE pseudonym = 'Camille'"))
+    db.session.execute(ADD_POINTS, {"participant_id": camille, "count": 1600})
+    db.session.commit()
+    clusters = client.get(f"{ORGANISE}/map", query_string=everywhere)
+    assert clusters.json["mode"] == "clusters"
+    assert sum(cluster["count"] for cluster in clusters.json["clusters"]) == 1601
+    assert_conforms(clusters, path, "get")
+    refused = client.get(f"{ORGANISE}/map", query_string={"zoom": "14"})
+    assert refused.status_code == 422
+    assert refused.json["field"] == "bbox"
+    assert_conforms(refused, path, "get")
+
+
+def test_review_list_dashboard_and_cursor_conform(client, event, organiser, walker):
+    team = Team(event_id=event.id, name="Arbres", presets=["tree"])
+    db.session.add(team)
+    db.session.commit()
+    noor = client.post("/api/events/party/participants",
+                       json={"pseudonym": "Noor", "consent": True, "team": team.join_code}).json
+    recorded(client, walker, accuracy=None)
+    add_photo(client, walker, recorded(client, walker, note="arbre mort"))
+    recorded(client, {"Authorization": f"Bearer {noor['token']}"}, preset="bench", tags={})
+    listed = client.get(f"{ORGANISE}/list", query_string={"per_page": "2", "page": "1"})
+    assert listed.status_code == 200
+    assert (listed.json["total"], len(listed.json["items"])) == (3, 2)
+    assert {item["team"] for item in listed.json["items"]} == {"Arbres", None}
+    assert_conforms(listed, "/api/organise/{slug}/list", "get")
+    dashboard = client.get(f"{ORGANISE}/dashboard")
+    assert dashboard.status_code == 200
+    assert dashboard.json["by_team"] == {"—": 2, "Arbres": 1}
+    assert_conforms(dashboard, "/api/organise/{slug}/dashboard", "get")
+    changes = client.get(f"{ORGANISE}/changes")
+    assert changes.status_code == 200
+    assert_conforms(changes, "/api/organise/{slug}/changes", "get")
+
+
+# A wrong value for each query parameter the review routes document; the app must name it.
+BAD_QUERY = {"bbox": "5.9,45.55,5.94", "zoom": "23", "preset": "volcano", "status": "lost",
+             "team": "red", "participant": "1.5", "since": "yesterday", "until": "2026-06-13T10:00:00",
+             "page": "0", "per_page": "201"}
+
+
+def query_parameters(path):
+    item = DOCUMENT["paths"][path]
+    return [lookup(p["$ref"].removeprefix("#")) if "$ref" in p else p
+            for p in item.get("parameters", []) + item["get"].get("parameters", [])
+            if (lookup(p["$ref"].removeprefix("#")) if "$ref" in p else p)["in"] == "query"]
+
+
+@pytest.mark.parametrize("route", ["map", "list", "dashboard", "changes"])
+def test_documented_query_parameters_are_the_ones_read(client, organiser, route):
+    path = f"/api/organise/{{slug}}/{route}"
+    parameters = query_parameters(path)
+    examples = {p["name"]: ",".join(p["example"]) if isinstance(p["example"], list) else str(p["example"])
+                for p in parameters}
+    response = client.get(f"{ORGANISE}/{route}", query_string=examples)
+    assert response.status_code == 200, response.json
+    assert_conforms(response, path, "get")
+    for parameter in parameters:
+        assert parameter["name"] in BAD_QUERY
+        response = client.get(f"{ORGANISE}/{route}",
+                              query_string={**examples, parameter["name"]: BAD_QUERY[parameter["name"]]})
+        assert response.status_code == 422, parameter["name"]
+        assert response.json["field"] == parameter["name"]
+        assert_conforms(response, path, "get")
+    required = {p["name"] for p in parameters if p.get("required")}
+    for name in required:
+        response = client.get(f"{ORGANISE}/{route}",
+                              query_string={k: v for k, v in examples.items() if k != name})
+        assert response.status_code == 422
+        assert response.json["field"] == name

@@ -14,6 +14,14 @@ const pointsKey = `cartoparty:${slug}:points`;
 const POOR_ACCURACY_M = 20;
 
 const $ = (selector) => document.querySelector(selector);
+const myTeam = () => JSON.parse(localStorage.getItem(`${tokenKey}:team`) || "null");
+
+// A team walks one theme: its presets only (all of them if the theme names none of the event's).
+function offeredPresets() {
+  const team = myTeam();
+  const theme = team ? event.presets.filter((preset) => team.presets.includes(preset.id)) : [];
+  return theme.length ? theme : event.presets;
+}
 let token = localStorage.getItem(tokenKey);
 
 function api(method, path, body) {
@@ -50,7 +58,8 @@ function showJoin() {
     try {
       response = await fetch(`/api/events/${encodeURIComponent(slug)}/participants`, {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ pseudonym: $("#pseudonym").value, consent: $("#consent").checked }),
+        body: JSON.stringify({ pseudonym: $("#pseudonym").value, consent: $("#consent").checked,
+          team: state.team ? state.team.code : undefined }),
       });
     } catch {
       message.textContent = t("join_offline");
@@ -64,6 +73,7 @@ function showJoin() {
     token = answer.token;
     localStorage.setItem(tokenKey, token);
     localStorage.setItem(`${tokenKey}:pseudonym`, answer.pseudonym);
+    localStorage.setItem(`${tokenKey}:team`, JSON.stringify(answer.team));
     showWalk();
   });
 }
@@ -173,7 +183,7 @@ function closeSheet() {
 }
 
 function showPresets() {
-  $("#presets").replaceChildren(...event.presets.map((preset) => {
+  $("#presets").replaceChildren(...offeredPresets().map((preset) => {
     const button = element("button", { type: "button", class: "preset", "data-preset": preset.id,
       "aria-pressed": String(draft.preset === preset) },
     element("span", { class: "icon", text: preset.icon }), element("span", { text: preset.name[lang] }));
@@ -242,6 +252,12 @@ function showWalk() {
   $("#walk").hidden = false;
   $("#who").textContent = localStorage.getItem(`${tokenKey}:pseudonym`) || "";
   map = createMap($("#map"), state);
+  const team = myTeam();
+  if (team && team.sector) {
+    L.geoJSON(team.sector, { style: { color: "#0d47a1", weight: 3, dashArray: "8 6", fillOpacity: 0.06,
+      interactive: false } }).addTo(map);
+    $("#who").textContent += ` · ${team.name}`;
+  }
   layer = L.layerGroup().addTo(map);
   const recentre = followPosition(map, (position) => { fix = position; }, (problem) => {
     toast(t(problem === "denied" ? "gps_denied" : "gps_unavailable"));

@@ -57,6 +57,9 @@ PHONE = {
 }
 
 
+DESK = {"viewport": {"width": 1280, "height": 800}, "locale": "fr-FR"}
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every test under tests/browser/ `commits` (the hook sees the whole session's items)."""
     for item in items:
@@ -220,13 +223,23 @@ def phone(browser, live_server, network):
     `phone.request` (Playwright's API client) does not go through these routes: use it only
     for the live server, never for an external URL.
     """
-    context = browser.new_context(base_url=live_server.url, **PHONE)
+    yield from _page(browser, live_server, network, PHONE)
+
+
+def _page(browser, live_server, network, device):
+    context = browser.new_context(base_url=live_server.url, **device)
     try:
         context.route(is_external, network.route)
         context.route_web_socket(is_external, network.route_web_socket)
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def desk(browser, live_server, network):
+    """Like `phone`, but an organiser's desktop browser: 1280x800, mouse, fr-FR."""
+    yield from _page(browser, live_server, network, DESK)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import io
 import re
+import time
 
 from PIL import Image
 from playwright.sync_api import expect
@@ -48,6 +49,15 @@ def service_worker_keeps_the_page(phone):
         return Boolean(navigator.serviceWorker.controller)
             && Boolean(await caches.match(location.pathname));
     }""")
+
+
+def eventually(phone, condition, seconds=15):
+    """Wait until the server has what the phone sent (it sends in the background). The wait
+    is Playwright's: a plain sleep would also stop the routes that let the page's requests go."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the phone's change never reached the server"
+        phone.wait_for_timeout(200)
 
 
 def a_photo():
@@ -147,17 +157,19 @@ def test_walker_corrects_then_deletes_a_point_before_review(app, phone, committe
 
     marker.click()
     phone.get_by_role("button", name="Corriger").click()
+
     phone.get_by_label("Espèce (nom latin)", exact=True).fill("Tilia platyphyllos")
     phone.get_by_role("button", name="Enregistrer").click()
+    eventually(phone, lambda: [r.tags["species"] for r in submissions(app, committed_event)]
+               == ["Tilia platyphyllos"])
     expect(phone.locator("#sync")).to_have_text(ALL_SENT)
-    assert [r.tags["species"] for r in submissions(app, committed_event)] == ["Tilia platyphyllos"]
 
     phone.once("dialog", lambda dialog: dialog.accept())
     marker.click()
     phone.get_by_role("button", name="Supprimer").click()
     expect(marker).to_have_count(0)
+    eventually(phone, lambda: submissions(app, committed_event) == [])
     expect(phone.locator("#sync")).to_have_text(ALL_SENT)
-    assert submissions(app, committed_event) == []
 
 
 def test_walker_switches_to_english_and_sees_a_poor_fix_warning(app, phone, committed_event):

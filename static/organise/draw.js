@@ -1,0 +1,63 @@
+// Drawing an event's zone or a team's sector on a map: tap the corners, then "Finish".
+// The polygon goes into the form's hidden field as GeoJSON; the server checks it (zones.py).
+/* global L */
+
+function setUp(container) {
+  const tiles = JSON.parse(container.dataset.tiles);
+  const zone = JSON.parse(container.dataset.zone || "null");
+  const map = L.map(container);
+  L.tileLayer(tiles.url, { attribution: tiles.attribution, maxZoom: 19 }).addTo(map);
+  if (zone) {
+    const outline = L.geoJSON(zone, { style: { color: "#0b5d1e", weight: 2, fillOpacity: 0.05 } }).addTo(map);
+    map.fitBounds(outline.getBounds());
+  } else {
+    map.setView([46.6, 2.4], 5);  // France, until the organiser zooms to their town
+  }
+  return map;
+}
+
+function drawingTool(map, tools, input) {
+  let corners = [];
+  let drawing = false;
+  const line = L.polyline([], { color: "#b34700", weight: 3 }).addTo(map);
+  const shape = L.polygon([], { color: "#b34700", weight: 3, fillOpacity: 0.15 }).addTo(map);
+  const show = () => {
+    line.setLatLngs(drawing ? corners : []);
+    shape.setLatLngs(drawing ? [] : corners);
+  };
+  map.on("click", (clicked) => {
+    if (!drawing) return;
+    corners.push(clicked.latlng);
+    show();
+  });
+  tools.addEventListener("click", (clicked) => {
+    const action = clicked.target.dataset.draw;
+    if (action === "start") {
+      corners = [];
+      drawing = true;
+      input.value = "";
+      map.getContainer().classList.add("drawing");
+    } else if (action === "undo") {
+      corners.pop();
+    } else if (action === "finish" && corners.length >= 3) {
+      drawing = false;
+      map.getContainer().classList.remove("drawing");
+      const ring = corners.map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
+      input.value = JSON.stringify({ type: "Polygon", coordinates: [[...ring, ring[0]]] });
+    }
+    show();
+  });
+}
+
+for (const tools of document.querySelectorAll(".draw-tools")) {
+  const target = tools.dataset.for;
+  const container = document.getElementById(`${target === "zone" ? "zone" : "sector"}-map`);
+  const map = setUp(container);
+  if (target === "sector") {
+    for (const team of document.querySelectorAll("[data-sector]")) {
+      const sector = JSON.parse(team.dataset.sector);
+      if (sector) L.geoJSON(sector, { style: { color: "#0d47a1", dashArray: "6 4", weight: 2 } }).addTo(map);
+    }
+  }
+  drawingTool(map, tools, document.getElementById(target));
+}

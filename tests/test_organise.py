@@ -1,0 +1,164 @@
+import io
+import json
+import re
+
+import pytest
+from conftest import ZONE, make_event
+from flask import g
+from PIL import Image
+
+from cartoparty.extensions import db
+from cartoparty.models import Event, Participant, Team
+
+SECTOR = {"type": "Polygon", "coordinates": [[
+    [5.916, 45.561], [5.920, 45.561], [5.920, 45.565], [5.916, 45.565], [5.916, 45.561]]]}
+
+
+def csrf(client, path):
+    g.pop("csrf_token", None)
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def new_event_form(client, **values):
+    form = {"csrf_token": csrf(client, "/organise/new"), "name": "Bissy à pied", "slug": "bissy",
+            "description": "Arbres et bancs", "starts_at": "2026-06-13T10:00",
+            "ends_at": "2026-06-13T13:00", "licence": "ODbL-1.0", "zone": json.dumps(ZONE),
+            "presets": ["tree", "bench"]}
+    form.update(values)
+    return client.post("/organise/new", data=form)
+
+
+def test_home_lists_only_the_organisers_events(client, organiser):
+    make_event("someone-else", name="Not mine")
+    page = client.get("/organise").get_data(as_text=True)
+    assert "Cartopartie du quartier" in page
+    assert "Not mine" not in page
+
+
+def test_organiser_creates_an_event_with_a_drawn_zone(client, organiser):
+    response = new_event_form(client)
+    assert response.status_code == 302
+    assert response.location == "/organise/bissy/settings"
+    event = db.session.scalar(db.select(Event).filter_by(slug="bissy"))
+    assert event.presets == ["tree", "bench"]
+    assert event.is_organised_by(organiser)
+    assert event.starts_at.utcoffset().total_seconds() == 7200  # Europe/Paris in June
+    assert db.session.scalar(db.select(db.func.ST_Area(Event.zone)).filter_by(slug="bissy")) > 0
+
+
+def test_zone_can_come_from_an_uploaded_geojson_file(client, organiser):
+    upload = (io.BytesIO(json.dumps({"type": "Feature", "geometry": ZONE}).encode()), "zone.geojson")
+    response = new_event_form(client, zone="", zone_file=upload)
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"zone": ""}, "zone"),
+    ({"zone": '{"type": "Polygon", "coordinates": [[[0,0],[1,1],[1,0],[0,1],[0,0]]]}'}, "not valid"),
+    ({"slug": "Bad Slug"}, "slug"),
+    ({"slug": "party"}, "already has this address"),
+    ({"presets": []}, "presets"),
+    ({"name": ""}, "name"),
+    ({"ends_at": "2026-06-12T10:00"}, "ends_at"),
+    ({"starts_at": "tomorrow"}, "starts_at"),
+])
+def test_bad_event_forms_say_what_is_wrong_and_create_nothing(client, organiser, values, message):
+    response = new_event_form(client, **values)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 1
+
+
+def test_organiser_edits_the_event(client, organiser):
+    form = {"csrf_token": csrf(client, "/organise/party/settings"), "name": "Nouveau nom",
+            "description": "", "presets": ["tree"], "zone": ""}
+    response = client.post("/organise/party/settings", data=form)
+    assert response.status_code == 302
+    event = db.session.scalar(db.select(Event).filter_by(slug="party"))
+    assert (event.name, event.presets) == ("Nouveau nom", ["tree"])
+
+
+def add_team(client, **values):
+    form = {"csrf_token": csrf(client, "/organise/party/settings"), "name": "Les arbres",
+            "presets": ["tree"], "sector": json.dumps(SECTOR)}
+    form.update(values)
+    return client.post("/organise/party/teams", data=form)
+
+
+def test_teams_with_theme_sector_and_their_own_join_link(client, organiser):
+    assert add_team(client).status_code == 302
+    assert add_team(client, name="Les bancs", presets=["bench"], sector="").status_code == 302
+    teams = db.session.scalars(db.select(Team).order_by(Team.name)).all()
+    assert [(t.name, t.presets, t.sector is not None) for t in teams] == [
+        ("Les arbres", ["tree"], True), ("Les bancs", ["bench"], False)]
+    page = client.get("/organise/party/settings").get_data(as_text=True)
+    assert f"/e/party?team={teams[0].join_code}" in page
+
+    walker_page = client.get(f"/e/party?team={teams[0].join_code}").get_data(as_text=True)
+    assert "Les arbres" in walker_page
+    joined = client.post("/api/events/party/participants", json={
+        "pseudonym": "Noor", "consent": True, "team": teams[0].join_code})
+    assert joined.status_code == 201
+    assert joined.json["team"]["presets"] == ["tree"]
+    assert joined.json["team"]["sector"]["type"] == "MultiPolygon"
+    assert db.session.scalar(db.select(Participant.team_id)) == teams[0].id
+
+
+def test_sector_outside_the_zone_and_duplicate_names_are_refused(client, organiser):
+    far = {"type": "Polygon", "coordinates": [[[2.3, 48.8], [2.4, 48.8], [2.4, 48.9], [2.3, 48.8]]]}
+    response = add_team(client, sector=json.dumps(far))
+    assert response.status_code == 422
+    assert "inside the event" in response.get_data(as_text=True)
+    add_team(client)
+    assert add_team(client).status_code == 422
+    assert db.session.scalar(db.select(db.func.count()).select_from(Team)) == 1
+
+
+def test_join_with_a_team_code_of_another_event_is_refused(client, organiser):
+    add_team(client)
+    make_event("other")
+    code = db.session.scalar(db.select(Team.join_code))
+    response = client.post("/api/events/other/participants",
+                           json={"pseudonym": "Noor", "consent": True, "team": code})
+    assert response.status_code == 422
+    assert response.json["field"] == "team"
+
+
+def test_team_can_be_deleted_and_its_walkers_stay(client, organiser):
+    add_team(client)
+    team = db.session.scalar(db.select(Team))
+    client.post("/api/events/party/participants",
+                json={"pseudonym": "Noor", "consent": True, "team": team.join_code})
+    token = csrf(client, "/organise/party/settings")
+    assert client.post(f"/organise/party/teams/{team.id}/delete",
+                       data={"csrf_token": token}).status_code == 302
+    assert db.session.scalar(db.select(db.func.count()).select_from(Team)) == 0
+    assert db.session.scalar(db.select(Participant.team_id)) is None
+
+
+def test_qr_codes_for_the_event_and_each_team(client, organiser):
+    add_team(client)
+    team = db.session.scalar(db.select(Team))
+    png = client.get("/organise/party/qr.png")
+    assert png.mimetype == "image/png"
+    assert Image.open(io.BytesIO(png.data)).size[0] >= 300
+    svg = client.get(f"/organise/party/teams/{team.id}/qr.svg")
+    assert svg.mimetype == "image/svg+xml"
+    assert f"/e/party?team={team.join_code}" in svg.get_data(as_text=True)
+    sheet = client.get("/organise/party/print").get_data(as_text=True)
+    assert sheet.count('class="qr-card"') == 2
+    assert client.get("/organise/party/teams/999/qr.png").status_code == 404
+
+
+def test_what_organisers_typed_is_escaped(client, organiser):
+    add_team(client, name="<script>alert(1)</script>")
+    page = client.get("/organise/party/settings").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_forms_without_csrf_token_are_refused(client, organiser):
+    response = client.post("/organise/party/teams", data={"name": "x"})
+    assert response.status_code == 400
+    assert db.session.scalar(db.select(db.func.count()).select_from(Team)) == 0

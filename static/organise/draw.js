@@ -51,7 +51,7 @@ function drawingTool(map, tools, input) {
 
 for (const tools of document.querySelectorAll(".draw-tools")) {
   const target = tools.dataset.for;
-  const container = document.getElementById(`${target === "zone" ? "zone" : "sector"}-map`);
+  const container = document.getElementById(`${target}-map`);
   const map = setUp(container);
   if (target === "sector") {
     for (const team of document.querySelectorAll("[data-sector]")) {

@@ -14,7 +14,7 @@ demo=$($BIN/cartoparty demo --keep)
 echo
 echo "cartoparty is served on http://127.0.0.1:$PORT"
 echo "  walkers join the demo event at   http://127.0.0.1:$PORT/e/demo"
-echo "  the event's API                  http://127.0.0.1:$PORT/api/events/demo"
+echo "  organisers review it at          http://127.0.0.1:$PORT/organise/demo"
 echo "  $demo"
 echo "  Ctrl-C stops the server; the local database keeps its data (make db-stop stops it)."
 echo

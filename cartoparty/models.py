@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -207,3 +208,57 @@ class SignInAttempt(db.Model):
     email: Mapped[str] = mapped_column(String(254), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OsmElement(db.Model):
+    """An OpenStreetMap feature of an event's area, as last fetched (Overpass) or imported
+    (an extract): ways and relations are kept at their centre."""
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    osm_type: Mapped[str] = mapped_column(String(8), primary_key=True)
+    osm_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    timestamp: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tags: Mapped[dict] = mapped_column(JSONB)
+    geom = mapped_column(Geometry("POINT", srid=4326), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("osm_type IN ('node', 'way', 'relation')", name="osm_element_type"),
+        # Matching measures in metres on the sphere: the geography is indexed too.
+        Index("osm_element_geography", text("(geom::geography)"), postgresql_using="gist"),
+    )
+
+
+class OsmSnapshot(db.Model):
+    """When and from where an event's OSM data was last refreshed, and how it went."""
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    source: Mapped[str] = mapped_column(String(300))
+    fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    element_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Match(db.Model):
+    """What conflation found for one submission: new, existing, update, ambiguous, duplicate."""
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submission.id", ondelete="CASCADE"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(10))
+    osm_type: Mapped[str | None] = mapped_column(String(8))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    osm_version: Mapped[int | None] = mapped_column(Integer)
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    tag_diff: Mapped[dict | None] = mapped_column(JSONB)
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission.id", ondelete="SET NULL"))
+    overridden_by: Mapped[str | None] = mapped_column(String(300))
+    matched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("outcome IN ('new', 'existing', 'update', 'ambiguous', 'duplicate')",
+                        name="match_outcome"),
+    )

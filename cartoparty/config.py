@@ -6,6 +6,15 @@ from pathlib import Path
 
 from . import localdb
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_DIR / "migrations"
+STATIC_DIR = PROJECT_DIR / "static"
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = ('&copy; <a href="https://www.openstreetmap.org/copyright">'
+                   "OpenStreetMap</a> contributors")
+# The main Overpass instance first, then a mirror.
+OVERPASS_URL = "https://overpass-api.de/api/interpreter,https://overpass.kumi.systems/api/interpreter"
+
 
 def database_url(environ=os.environ):
     """DATABASE_URL for psycopg 3, or the project-local cluster when it is unset."""
@@ -30,6 +39,12 @@ def secret_key(instance_path):
     return path.read_text().strip()
 
 
+def overpass_endpoints(environ=os.environ):
+    """OVERPASS_URL as a list: comma-separated Overpass interpreter URLs, tried in this order."""
+    value = environ.get("OVERPASS_URL", "").strip() or OVERPASS_URL
+    return [url.strip() for url in value.split(",") if url.strip()]
+
+
 def from_environment(instance_path):
     """The app's configuration as a dict."""
     return {
@@ -48,11 +63,6 @@ def from_environment(instance_path):
         "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Paris"),
         "TILE_URL": os.environ.get("TILE_URL", OSM_TILES),
         "TILE_ATTRIBUTION": os.environ.get("TILE_ATTRIBUTION", OSM_ATTRIBUTION),
+        "OVERPASS_URL": overpass_endpoints(),
+        "OVERPASS_TIMEOUT": int(os.environ.get("OVERPASS_TIMEOUT", 60)),
     }
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_DIR / "migrations"
-STATIC_DIR = PROJECT_DIR / "static"
-OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-OSM_ATTRIBUTION = ('&copy; <a href="https://www.openstreetmap.org/copyright">'
-                   "OpenStreetMap</a> contributors")

@@ -13,11 +13,11 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 
-from . import create_app, localdb, review
+from . import conflate, create_app, localdb, osm, review
 from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import db
-from .models import Event, Organiser, Submission
+from .models import Event, Organiser, OsmSnapshot, Submission
 from .presets import PresetError, all_presets
 from .zones import read_zone
 
@@ -39,7 +39,8 @@ def cli():
 organiser_cli = AppGroup("organiser", help="Organiser accounts.")
 event_cli = AppGroup("event", help="Events.")
 review_cli = AppGroup("review", help="Approve or reject submissions, as an organiser.")
-for group in (organiser_cli, event_cli, review_cli):
+osm_cli = AppGroup("osm", help="An event's OpenStreetMap data.")
+for group in (organiser_cli, event_cli, review_cli, osm_cli):
     cli.add_command(group)
 
 
@@ -180,6 +181,50 @@ def _review_command(decision):
 
 approve_command = _review_command("approve")
 reject_command = _review_command("reject")
+
+
+def _event(slug):
+    event = db.session.scalar(db.select(Event).filter_by(slug=slug))
+    if event is None:
+        raise click.ClickException(f"there is no event {slug!r}")
+    return event
+
+
+@osm_cli.command("fetch")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("--force", is_flag=True, help="Even if fetched less than 5 minutes ago.")
+def osm_fetch(slug, force):
+    """Refresh the event's OSM data from Overpass (one query, or one per tile)."""
+    try:
+        count = osm.refresh_from_overpass(_event(slug), force=force)
+    except CartopartyError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{count} OSM features stored for {slug}")
+
+
+@osm_cli.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--event", "slug", required=True, help="The event's slug.")
+def osm_import(path, slug):
+    """Load the event's OSM data from an extract (.osm, .osm.pbf, .osm.gz, .osm.bz2)."""
+    try:
+        count = osm.import_extract(_event(slug), path)
+    except CartopartyError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{count} OSM features stored for {slug} from {Path(path).name}")
+
+
+@cli.command("conflate")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+def conflate_command(slug):
+    """Match every submission of the event against its OSM data."""
+    event = _event(slug)
+    if db.session.get(OsmSnapshot, event.id) is None:
+        raise click.ClickException(f"no OSM data for {slug} yet: run 'cartoparty osm fetch' or "
+                                   "'cartoparty osm import' first")
+    counts = conflate.match(event)
+    db.session.commit()
+    click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
 
 
 @cli.command("demo")

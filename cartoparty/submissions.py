@@ -198,9 +198,15 @@ FEATURE_COLLECTION = text("""
                 'observed_at', s.observed_at, 'received_at', s.received_at,
                 'photo_count', (SELECT count(*) FROM photo WHERE photo.submission_id = s.id),
                 'mine', s.participant_id = :viewer,
-                'pseudonym', CASE WHEN :organiser THEN p.pseudonym END)
+                'pseudonym', CASE WHEN :organiser THEN p.pseudonym END,
+                'osm_match', CASE WHEN m.submission_id IS NOT NULL THEN json_build_object(
+                    'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id,
+                    'osm_version', m.osm_version, 'distance_m', m.distance_m,
+                    'tag_diff', m.tag_diff, 'duplicate_of', original.client_id) END)
         ) ORDER BY s.id), '[]'::json))::text
     FROM submission s JOIN participant p ON p.id = s.participant_id
+    LEFT JOIN match m ON m.submission_id = s.id
+    LEFT JOIN submission original ON original.id = m.duplicate_of_id
     WHERE s.event_id = :event_id
 """).bindparams(bindparam("viewer", type_=db.Integer), bindparam("organiser", type_=db.Boolean))
 

@@ -1,0 +1,121 @@
+"""An event's OpenStreetMap data: refreshed from Overpass (at most once every few minutes
+unless forced) or imported from an extract, stored in PostGIS with when and whence. A failed
+refresh keeps the previous data and records the error."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import delete, func, insert, text
+
+from . import __version__, overpass
+from .errors import CartopartyError
+from .extensions import db
+from .models import Event, OsmElement, OsmSnapshot
+from .presets import all_presets
+
+MIN_INTERVAL = timedelta(minutes=5)
+# Larger boxes are asked tile by tile (square degrees; about 20 km x 20 km at 45°N).
+MAX_TILE_AREA = 0.05
+USER_AGENT = f"cartoparty/{__version__} (mapping parties; https://wiki.openstreetmap.org/wiki/Mapping_party)"
+
+
+class TooSoon(CartopartyError):
+    status = 429
+
+
+def tag_sets(event):
+    """The identifying tags of the event's presets: what to ask OSM for."""
+    presets = all_presets()
+    return [presets[preset]["tags"] for preset in event.presets if preset in presets]
+
+
+def bbox(event):
+    """The event zone's bounding box as (south, west, north, east), Overpass's order."""
+    west, south, east, north = db.session.execute(db.select(
+        func.ST_XMin(Event.zone), func.ST_YMin(Event.zone), func.ST_XMax(Event.zone),
+        func.ST_YMax(Event.zone)).where(Event.id == event.id)).one()
+    return south, west, north, east
+
+
+def snapshot(event):
+    """The event's snapshot record (made when missing)."""
+    record = db.session.get(OsmSnapshot, event.id)
+    if record is None:
+        record = OsmSnapshot(event_id=event.id, source="", element_count=0)
+        db.session.add(record)
+    return record
+
+
+def store(event, elements, source):
+    """Replace the event's OSM data by `elements` (those inside its zone); return their number."""
+    db.session.execute(delete(OsmElement).where(OsmElement.event_id == event.id))
+    rows = [{"event_id": event.id, "osm_type": e.osm_type, "osm_id": e.osm_id,
+             "version": e.version, "timestamp": e.timestamp, "tags": e.tags,
+             "geom": f"SRID=4326;POINT({e.lon} {e.lat})"} for e in elements]
+    for start in range(0, len(rows), 5000):
+        db.session.execute(insert(OsmElement), rows[start:start + 5000])
+    db.session.execute(text("""
+        DELETE FROM osm_element o USING event e
+        WHERE o.event_id = :event_id AND e.id = o.event_id AND NOT ST_Covers(e.zone, o.geom)
+    """), {"event_id": event.id})
+    count = db.session.scalar(db.select(func.count()).select_from(OsmElement)
+                              .where(OsmElement.event_id == event.id))
+    record = snapshot(event)
+    record.source, record.fetched_at, record.element_count = source, datetime.now(UTC), count
+    record.last_error = record.last_error_at = None
+    return count
+
+
+def record_failure(event, message):
+    """Keep the previous data; say what went wrong and when."""
+    record = snapshot(event)
+    record.last_error, record.last_error_at = message[:2000], datetime.now(UTC)
+
+
+def refresh_from_overpass(event, force=False):
+    """Fetch the event's features from Overpass (tile by tile for large zones) and store them."""
+    record = db.session.get(OsmSnapshot, event.id)
+    if not force and record and record.fetched_at and record.source.startswith("overpass") \
+            and datetime.now(UTC) - record.fetched_at < MIN_INTERVAL:
+        wait = MIN_INTERVAL - (datetime.now(UTC) - record.fetched_at)
+        raise TooSoon(f"OSM data was fetched less than {MIN_INTERVAL.seconds // 60} minutes ago; "
+                      f"try again in {int(wait.total_seconds()) + 1} s or force it")
+    config = current_app.config
+    try:
+        results = [overpass.fetch(tile, tag_sets(event), config["OVERPASS_URL"],
+                                  config["OVERPASS_TIMEOUT"], USER_AGENT,
+                                  backoff=config.get("OVERPASS_BACKOFF", 1.0))
+                   for tile in overpass.split_bbox(bbox(event), MAX_TILE_AREA)]
+    except overpass.OverpassError as error:
+        db.session.rollback()
+        record_failure(event, error.message)
+        db.session.commit()
+        raise
+    count = store(event, overpass.merge(results), f"overpass {config['OVERPASS_URL'][0]}")
+    db.session.commit()
+    return count
+
+
+def import_extract(event, path):
+    """Load the event's features from an OSM extract (.osm, .osm.pbf…) and store them."""
+    from .osmfile import read_extract
+
+    elements = read_extract(path, bbox(event), tag_sets(event))
+    count = store(event, elements, f"file {Path(path).name}")
+    db.session.commit()
+    return count
+
+
+def snapshot_json(event):
+    """What organisers see of the OSM data: source, time, size and last error."""
+    record = db.session.get(OsmSnapshot, event.id)
+    if record is None:
+        return None
+    return {"source": record.source, "fetched_at": _iso(record.fetched_at),
+            "element_count": record.element_count, "last_error": record.last_error,
+            "last_error_at": _iso(record.last_error_at)}
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None

@@ -1,0 +1,133 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import a_submission
+
+from cartoparty import osm
+from cartoparty.cli import cli
+from cartoparty.extensions import db
+from cartoparty.models import OsmElement, OsmSnapshot
+from cartoparty.overpass import Element, OverpassError
+
+TREE_NEARBY = {"type": "node", "id": 101, "lat": 45.565, "lon": 5.92002, "version": 4,
+               "timestamp": "2024-05-01T10:00:00Z", "tags": {"natural": "tree", "genus": "Tilia"}}
+FAR_AWAY = {"type": "node", "id": 102, "lat": 45.58, "lon": 5.95, "version": 1,
+            "timestamp": "2024-05-01T10:00:00Z", "tags": {"natural": "tree"}}
+BUILDING = {"type": "way", "id": 201, "center": {"lat": 45.566, "lon": 5.921}, "version": 2,
+            "timestamp": "2023-01-01T00:00:00Z", "nodes": [1, 2, 3, 1],
+            "tags": {"amenity": "bench"}}
+
+
+def overpass_answer(*elements, remark=None):
+    """An answer in Overpass's JSON format (`[out:json]`)."""
+    body = {"version": 0.6, "generator": "Overpass API 0.7.62", "osm3s": {
+        "timestamp_osm_base": "2026-11-23T10:00:00Z", "copyright": "ODbL"}, "elements": list(elements)}
+    if remark:
+        body["remark"] = remark
+    return 200, json.dumps(body).encode()
+
+
+@pytest.fixture
+def fake_overpass(app, monkeypatch):
+    """A local Overpass that plays the answers put in its `answers` list, one per request."""
+    answers, queries = [], []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            queries.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            status, body = answers.pop(0) if answers else (500, b"no answer scripted")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setitem(app.config, "OVERPASS_URL", [f"http://127.0.0.1:{server.server_port}/api/interpreter"])
+    monkeypatch.setitem(app.config, "OVERPASS_BACKOFF", 0)
+    yield answers, queries
+    server.shutdown()
+    server.server_close()
+
+
+def stored(event):
+    return db.session.scalars(db.select(OsmElement.osm_id).where(OsmElement.event_id == event.id)
+                              .order_by(OsmElement.osm_id)).all()
+
+
+def test_refresh_stores_what_is_inside_the_zone(event, fake_overpass):
+    answers, queries = fake_overpass
+    answers.append(overpass_answer(TREE_NEARBY, FAR_AWAY, BUILDING))
+    assert osm.refresh_from_overpass(event) == 2
+    assert stored(event) == [101, 201]
+    assert len(queries) == 1 and "natural" in queries[0] and "emergency" in queries[0]
+    snapshot = db.session.get(OsmSnapshot, event.id)
+    assert snapshot.source.startswith("overpass http://127.0.0.1")
+    assert snapshot.fetched_at is not None and snapshot.element_count == 2
+
+
+def test_refresh_waits_a_few_minutes_unless_forced(event, fake_overpass):
+    answers, _ = fake_overpass
+    answers.extend([overpass_answer(TREE_NEARBY), overpass_answer(TREE_NEARBY, BUILDING)])
+    osm.refresh_from_overpass(event)
+    with pytest.raises(osm.TooSoon):
+        osm.refresh_from_overpass(event)
+    assert osm.refresh_from_overpass(event, force=True) == 2
+
+
+@pytest.mark.parametrize("failure", [
+    (500, b"<html>Internal error</html>"),
+    overpass_answer(remark="runtime error: Query timed out in \"query\" at line 3 after 61 seconds."),
+    (200, b'{"version": 0.6, "elements": [{"type": "node", "id": 1'),
+])
+def test_a_failed_refresh_keeps_the_previous_data_and_says_why(event, fake_overpass, failure):
+    answers, _ = fake_overpass
+    answers.append(overpass_answer(TREE_NEARBY))
+    osm.refresh_from_overpass(event)
+    answers.extend([failure] * 3)
+    with pytest.raises(OverpassError):
+        osm.refresh_from_overpass(event, force=True)
+    assert stored(event) == [101]
+    snapshot = db.session.get(OsmSnapshot, event.id)
+    assert snapshot.element_count == 1
+    assert snapshot.last_error and snapshot.last_error_at
+
+
+def test_cli_fetch_reports_failure_in_one_line(runner, event, fake_overpass):
+    answers, _ = fake_overpass
+    answers.extend([(429, b"Too many requests")] * 3)
+    result = runner.invoke(cli, ["osm", "fetch", "--event", "party", "--force"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Overpass failed")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_fetch_then_conflate_gives_each_point_its_match(runner, client, walker, fake_overpass):
+    answers, _ = fake_overpass
+    answers.append(overpass_answer(TREE_NEARBY))
+    body = a_submission(tags={"species": "Tilia cordata"})
+    client.post("/api/events/party/submissions", json=body, headers=walker)
+    assert runner.invoke(cli, ["conflate", "--event", "party"]).exit_code == 1  # no OSM data yet
+    fetched = runner.invoke(cli, ["osm", "fetch", "--event", "party"])
+    assert fetched.exit_code == 0, fetched.output
+    result = runner.invoke(cli, ["conflate", "--event", "party"])
+    assert result.exit_code == 0, result.output
+    assert "1 update" in result.output
+    features = client.get("/api/events/party/submissions.geojson", headers=walker).json["features"]
+    match = features[0]["properties"]["osm_match"]
+    assert match["outcome"] == "update"
+    assert (match["osm_type"], match["osm_id"], match["osm_version"]) == ("node", 101, 4)
+    assert match["tag_diff"] == {"added": {"species": "Tilia cordata"}, "changed": {}}
+    assert match["distance_m"] == pytest.approx(1.56, abs=0.05)
+    assert match["duplicate_of"] is None
+
+
+def test_store_replaces_the_previous_snapshot(event):
+    osm.store(event, [Element("node", 1, 1, None, {"natural": "tree"}, 45.565, 5.92)], "test")
+    osm.store(event, [Element("node", 2, 1, None, {"natural": "tree"}, 45.566, 5.921)], "test")
+    assert stored(event) == [2]

@@ -131,3 +131,35 @@ def test_store_replaces_the_previous_snapshot(event):
     osm.store(event, [Element("node", 1, 1, None, {"natural": "tree"}, 45.565, 5.92)], "test")
     osm.store(event, [Element("node", 2, 1, None, {"natural": "tree"}, 45.566, 5.921)], "test")
     assert stored(event) == [2]
+
+
+def write_extract(path, nodes):
+    """An .osm.pbf extract with these (id, lat, lon, tags) nodes, written with pyosmium."""
+    import osmium
+
+    with osmium.SimpleWriter(str(path)) as writer:
+        for node_id, lat, lon, tags in nodes:
+            writer.add_node(osmium.osm.mutable.Node(id=node_id, location=(lon, lat), tags=tags,
+                                                    version=2, timestamp="2024-01-01T00:00:00Z"))
+
+
+def test_cli_imports_an_extract_for_a_party_with_no_network(runner, event, tmp_path):
+    extract = tmp_path / "chambery.osm.pbf"
+    write_extract(extract, [(1, 45.565, 5.92, {"natural": "tree"}),
+                            (2, 45.566, 5.921, {"amenity": "bench"}),
+                            (3, 45.58, 5.95, {"natural": "tree"}),       # outside the zone
+                            (4, 45.565, 5.921, {"shop": "bakery"})])     # not in the event's presets
+    result = runner.invoke(cli, ["osm", "import", str(extract), "--event", "party"])
+    assert result.exit_code == 0, result.output
+    assert stored(event) == [1, 2]
+    assert db.session.get(OsmSnapshot, event.id).source == "file chambery.osm.pbf"
+
+
+def test_cli_import_of_a_broken_file_says_so_in_one_line(runner, event, tmp_path):
+    broken = tmp_path / "broken.osm.pbf"
+    broken.write_bytes(b"\x00\x01 not an extract")
+    result = runner.invoke(cli, ["osm", "import", str(broken), "--event", "party"])
+    assert result.exit_code == 1
+    assert "broken.osm.pbf" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert stored(event) == []

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import bindparam, func, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from .api import json_body, refuse_unknown_fields
 from .auth import current_organiser, current_participant, load_event, participant_required
@@ -44,7 +44,7 @@ def _client_id(value):
 
 def _observed_at(value, now):
     if value is None:
-        return func.now()  # the same instant as received_at
+        return None  # the database puts now(), the same instant as received_at
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
@@ -102,13 +102,39 @@ SUBMISSION_COLUMNS = """
 """
 
 
+def _as_json(row):
+    return {**row, "observed_at": row["observed_at"].isoformat(),
+            "received_at": row["received_at"].isoformat()}
+
+
 def submission_json(submission_id):
     """A stored submission as the API shows it."""
     row = db.session.execute(
         text(f"SELECT {SUBMISSION_COLUMNS} FROM submission s WHERE s.id = :id"),  # noqa: S608
         {"id": submission_id}).mappings().one()
-    return {**row, "observed_at": row["observed_at"].isoformat(),
-            "received_at": row["received_at"].isoformat()}
+    return _as_json(row)
+
+
+# One round trip stores a new point inside the zone and returns it; nothing comes back for a
+# replay (the client_id exists) or a point outside the zone, told apart afterwards.
+INSERT = text("""
+    WITH new AS (
+        INSERT INTO submission AS s (event_id, participant_id, client_id, preset, geom, accuracy,
+                                     tags, note, observed_at, body_sha256, status, version)
+        SELECT e.id, :participant_id, :client_id, :preset, point.geom, :accuracy, :tags, :note,
+               coalesce(:observed_at, now()), :digest, 'pending', 1
+        FROM event e, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom) AS point
+        WHERE e.id = :event_id AND (e.allow_outside_zone OR ST_Covers(e.zone, point.geom))
+        ON CONFLICT ON CONSTRAINT submission_client_id_unique DO NOTHING
+        RETURNING s.*
+    )
+    SELECT s.id, s.client_id::text AS client_id, s.preset, ST_Y(s.geom) AS lat,
+           ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note, s.status::text AS status, s.observed_at,
+           s.received_at, 0 AS photo_count
+    FROM new s
+""").bindparams(bindparam("tags", type_=JSONB), bindparam("client_id", type_=UUID),
+                bindparam("observed_at", type_=db.DateTime(timezone=True)),
+                bindparam("accuracy", type_=db.Float))
 
 
 @bp.post("/<slug>/submissions")
@@ -116,22 +142,18 @@ def submission_json(submission_id):
 def create(event, participant):
     body = json_body()
     values = read_submission(event, body)
-    if not event.allow_outside_zone and not _inside_zone(event, values["lat"], values["lon"]):
-        raise Invalid("this point is outside the event's zone", field="lat")
     digest = body_digest(body)
-    lat, lon = values.pop("lat"), values.pop("lon")
-    inserted = db.session.scalar(
-        insert(Submission)
-        .values(event_id=event.id, participant_id=participant.id, body_sha256=digest,
-                geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), **values)
-        .on_conflict_do_nothing(constraint="submission_client_id_unique")
-        .returning(Submission.id))
+    inserted = db.session.execute(INSERT, {
+        **values, "event_id": event.id, "participant_id": participant.id, "digest": digest,
+    }).mappings().one_or_none()
     if inserted is not None:
         db.session.commit()
-        return jsonify(submission_json(inserted)), 201
+        return jsonify(_as_json(inserted)), 201
     stored = db.session.execute(
         db.select(Submission.id, Submission.participant_id, Submission.body_sha256)
-        .filter_by(event_id=event.id, client_id=values["client_id"])).one()
+        .filter_by(event_id=event.id, client_id=values["client_id"])).one_or_none()
+    if stored is None:
+        raise Invalid("this point is outside the event's zone", field="lat")
     if stored.participant_id != participant.id or stored.body_sha256 != digest:
         raise Conflict("another submission already has this client_id", field="client_id")
     return jsonify(submission_json(stored.id)), 200

@@ -15,8 +15,6 @@ import os
 import random
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,15 +24,14 @@ from pathlib import Path
 
 import psycopg
 import requests
-from psycopg import sql
+from common import create_database as new_database
+from common import drop_database, dsn, free_port, start_gunicorn, stop
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import make_url
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
 from cartoparty import config, create_app, localdb  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 ZONE = {"type": "Polygon", "coordinates": [[  # about 1.1 km around Chambéry's Place Saint-Léger
     [5.915, 45.560], [5.930, 45.560], [5.930, 45.570], [5.915, 45.570], [5.915, 45.560]]]}
 SLUG = "bench"
@@ -42,12 +39,6 @@ KEYS = ("latency", "replays", "replays_ok", "created", "errors")  # what each cl
 INSERT = """INSERT INTO submission (event_id, participant_id, client_id, preset, geom, accuracy,
     tags, note, observed_at, body_sha256) VALUES (%s, %s, %s, 'tree',
     ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, '', %s, %s)"""
-
-
-def dsn(url, database=None):
-    """A libpq connection string for a SQLAlchemy URL, optionally naming another database."""
-    url = make_url(url).set(drivername="postgresql")
-    return url.set(database=database or url.database).render_as_string(hide_password=False)
 
 
 def create_database(base_url, name, clients):
@@ -59,9 +50,7 @@ def create_database(base_url, name, clients):
     from cartoparty.models import Event, Participant, hash_token
     from cartoparty.zones import read_zone
 
-    with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    url = new_database(base_url, name)
     with create_app({"SQLALCHEMY_DATABASE_URI": url}).app_context():
         upgrade()
         event = Event(slug=SLUG, name="Bench party", zone=read_zone(ZONE),
@@ -76,47 +65,6 @@ def create_database(base_url, name, clients):
         result = url, event.id, [(w.id, t) for w, t in zip(walkers, tokens, strict=True)]
         db.engine.dispose()
     return result
-
-
-def drop_database(base_url, name):
-    """Drop the bench database, whoever is still connected."""
-    with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def start_gunicorn(url, port, workers, threads):
-    """Serve the app on 127.0.0.1:port; return the process once it answers."""
-    command = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers",
-               str(workers), "--log-level", "warning", "--backlog", "2048"]
-    if threads > 1:
-        command += ["--worker-class", "gthread", "--threads", str(threads)]
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-only-secret"}
-    server = subprocess.Popen([*command, "cartoparty:create_app()"], cwd=ROOT, env=env,
-                              start_new_session=True)  # Ctrl-C reaches us, not it: we stop it
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/api/events/{SLUG}", timeout=5).ok:
-                    return server
-            except requests.RequestException:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-            time.sleep(0.1)
-        raise RuntimeError("gunicorn did not answer within 30 s")
-    except BaseException:
-        stop(server)
-        raise
-
-
-def stop(server):
-    """Stop gunicorn gracefully, or kill it after 10 s."""
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def new_body(rng):
@@ -264,11 +212,8 @@ def main():
     base_url, name, server = config.database_url(), f"cartoparty_bench_{os.getpid()}", None
     try:
         url, event_id, walkers = create_database(base_url, name, args.clients)
-        if not args.port:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                args.port = probe.getsockname()[1]
-        server = start_gunicorn(url, args.port, args.workers, args.threads)
+        args.port = args.port or free_port()
+        server = start_gunicorn(url, args.port, args.workers, SLUG, args.threads)
         kib = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal"))
         model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()

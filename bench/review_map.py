@@ -13,24 +13,20 @@ import argparse
 import math
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psycopg
 import requests
-from psycopg import sql
-from sqlalchemy.engine import make_url
+from common import create_database as new_database
+from common import drop_database, dsn, free_port, start_gunicorn, stop
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
 from cartoparty import config, create_app, localdb  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 SLUG = "review"
 WEST, SOUTH, EAST, NORTH = 5.88, 45.54, 5.96, 45.60  # Chambéry and around, about 6 × 6.7 km
 ZONE = {"type": "Polygon", "coordinates": [[
@@ -103,12 +99,6 @@ PHOTOS = """
 """
 
 
-def dsn(url, database=None):
-    """A libpq connection string for a SQLAlchemy URL, optionally naming another database."""
-    url = make_url(url).set(drivername="postgresql")
-    return url.set(database=database or url.database).render_as_string(hide_password=False)
-
-
 def create_database(base_url, name, rows, walkers):
     """Create, migrate and fill database `name`; return (its URL, the organiser's session cookie)."""
     from flask_migrate import upgrade
@@ -118,9 +108,7 @@ def create_database(base_url, name, rows, walkers):
     from cartoparty.models import Event, Organiser, Team
     from cartoparty.zones import read_zone
 
-    with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    url = new_database(base_url, name)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         upgrade()
@@ -152,41 +140,6 @@ def create_database(base_url, name, rows, walkers):
     print(f"PostgreSQL {versions[0]}, PostGIS {versions[1]}: loaded {rows} submissions (and {rows // 10} "
           f"photo rows) in {loaded:.1f} s, then VACUUM ANALYZE")
     return url, cookie
-
-
-def drop_database(base_url, name):
-    """Drop the bench database, whoever is still connected."""
-    with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def start_gunicorn(url, port, workers):
-    """Serve the app on 127.0.0.1:port with sync workers; return the process once it answers."""
-    command = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers",
-               str(workers), "--log-level", "warning", "cartoparty:create_app()"]
-    env = {**os.environ, "DATABASE_URL": url}
-    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-    for _ in range(300):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/events/{SLUG}", timeout=5).ok:
-                return server
-        except requests.RequestException:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-        time.sleep(0.1)
-    stop(server)
-    raise RuntimeError("gunicorn did not answer within 30 s")
-
-
-def stop(server):
-    """Stop gunicorn gracefully, or kill it after 10 s."""
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def mercator(lat):
@@ -274,22 +227,49 @@ def machine():
             f"load average before the run {' '.join(load)}")
 
 
-def busy_neighbours(seen):
-    """Add to `seen` the other load tests and test runs now on this machine (they skew timings)."""
+def our_processes(server, url):
+    """Pids of this benchmark: this client, gunicorn and its workers, their PostgreSQL backends."""
+    pids = {os.getpid(), server.pid}
     for entry in Path("/proc").iterdir():
         try:
-            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) \
+                    == server.pid:
+                pids.add(int(entry.name))
         except OSError:
-            command = b""
-        command = command.replace(b"\0", b" ").decode(errors="replace")
-        if any(word in command for word in ("bench/ingest", "pytest", "playwright")):
-            seen.add(command.strip()[:80])
-    return seen
+            pass
+    with psycopg.connect(dsn(url)) as conn:
+        pids |= {pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")}
+    return pids
+
+
+def cpu_jiffies(pids):
+    """Busy jiffies of the whole machine so far, and of each of `pids` (cumulative, from /proc)."""
+    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    each = {}
+    for pid in pids:
+        try:
+            rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            each[pid] = int(rest[11]) + int(rest[12])
+        except OSError:
+            pass
+    return sum(fields) - fields[3] - fields[4], each
+
+
+def cpu_report(before, server, url, began):
+    """Who used the CPUs since `before`: this benchmark or anything else (which skews timings)."""
+    after = cpu_jiffies(our_processes(server, url) | set(before[1]))
+    ours = sum(jiffies - before[1].get(pid, 0) for pid, jiffies in after[1].items())
+    hertz, seconds = os.sysconf("SC_CLK_TCK"), time.perf_counter() - began
+    busy = (after[0] - before[0]) / hertz
+    print(f"CPU while measuring ({seconds:.0f} s): machine {busy:.1f} CPU-s, this benchmark (client, "
+          f"gunicorn, its PostgreSQL backends) {ours / hertz:.1f}, everything else "
+          f"{busy - ours / hertz:.1f}")
 
 
 def measure(base, cookie, url):
     """Run and print the three measurements."""
-    neighbours = busy_neighbours(set())
     session = requests.Session()
     session.headers["Cookie"] = f"session={cookie}"
     api = f"{base}/api/organise/{SLUG}"
@@ -305,7 +285,6 @@ def measure(base, cookie, url):
     print(f"    map answer: {mode['mode']}, total {mode['total']}, {len(mode['clusters'])} clusters, "
           f"{len(parts[0][1].content)} bytes")
 
-    busy_neighbours(neighbours)
     views = pan_zoom_script(dense_spots(url, 6), random.Random(7))
     answers = []  # (seconds, mode, bytes, total) per request
     for lon, lat, zoom in views:
@@ -328,14 +307,11 @@ def measure(base, cookie, url):
                                                "page": page})[0] for page in range(1, 11)]
     print(f"    list filtered by status and preset, pages 1-10: {percentiles(filtered)}")
 
-    busy_neighbours(neighbours)
     geojson = [timed(session, f"{base}/api/events/{SLUG}/submissions.geojson") for _ in range(3)]
     best = statistics.median(s for s, _ in geojson)
     print(f"(c) whole event as one GeoJSON: median of 3 {1000 * best:.0f} ms, "
           f"{len(geojson[0][1].content) / 2**20:.1f} MiB; ratio GeoJSON / first view "
           f"{best / statistics.median(warm):.1f}x")
-    busy_neighbours(neighbours)
-    print(f"other load tests or test runs seen during the run: {sorted(neighbours) or 'none'}")
 
 
 def main():
@@ -351,13 +327,13 @@ def main():
     base_url, name, server = config.database_url(), f"cartoparty_bench_review_{os.getpid()}", None
     try:
         url, cookie = create_database(base_url, name, args.rows, args.walkers)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = start_gunicorn(url, port, args.workers)
+        port = free_port()
+        server = start_gunicorn(url, port, args.workers, SLUG)
         print(f"gunicorn: {args.workers} sync workers; one client (requests.Session) over loopback, "
               "one request at a time, as a signed-in organiser")
+        before, began = cpu_jiffies(our_processes(server, url)), time.perf_counter()
         measure(f"http://127.0.0.1:{port}", cookie, url)
+        cpu_report(before, server, url, began)
         print(f"load average after the run {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,77 @@
+"""What the benchmarks share: a throwaway database on the project's PostgreSQL, and the app
+under gunicorn on a free loopback port."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dsn(url, database=None):
+    """A libpq connection string for a SQLAlchemy URL, optionally naming another database."""
+    url = make_url(url).set(drivername="postgresql")
+    return url.set(database=database or url.database).render_as_string(hide_password=False)
+
+
+def create_database(base_url, name):
+    """Create database `name` on the server of `base_url`; return its SQLAlchemy URL."""
+    with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(base_url, name):
+    """Drop the bench database, whoever is still connected."""
+    with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def free_port():
+    """A loopback port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_gunicorn(url, port, workers, slug, threads=1):
+    """Serve the app on 127.0.0.1:port; return the process once /api/events/<slug> answers."""
+    command = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers",
+               str(workers), "--log-level", "warning", "--backlog", "2048"]
+    if threads > 1:
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench")}
+    server = subprocess.Popen([*command, "cartoparty:create_app()"], cwd=ROOT, env=env,
+                              start_new_session=True)  # Ctrl-C reaches us, not it: we stop it
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/events/{slug}", timeout=5).ok:
+                    return server
+            except requests.RequestException:
+                pass
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with status {server.returncode}")
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not answer within 30 s")
+    except BaseException:
+        stop(server)
+        raise
+
+
+def stop(server):
+    """Stop gunicorn gracefully, or kill it after 10 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()

@@ -4,21 +4,16 @@ There is no open sign-up: accounts are made with `cartoparty organiser add`. Fai
 are counted in the database (so every gunicorn worker sees them) to slow down guessing."""
 
 import functools
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from .auth import current_organiser, find_organiser, load_event
+from .auth import current_organiser, find_organiser, load_event, remember_failure, too_many_failures
 from .errors import Forbidden, Unauthorised
-from .extensions import db
 from .i18n import language, messages
-from .models import SignInAttempt
 
 bp = Blueprint("accounts", __name__)
 
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
 
 
 def safe_next(target):
@@ -30,39 +25,19 @@ def safe_next(target):
     return url_for("organise.home")
 
 
-def _too_many_failures(email):
-    since = datetime.now(UTC) - FAILURE_WINDOW
-    failures = db.session.scalar(
-        db.select(db.func.count()).select_from(SignInAttempt)
-        .where(SignInAttempt.at > since,
-               (SignInAttempt.email == email) | (SignInAttempt.address == _address())))
-    return failures >= MAX_FAILURES
-
-
-def _address():
-    return (request.remote_addr or "unknown")[:64]
-
-
-def _remember_failure(email):
-    db.session.execute(db.delete(SignInAttempt).where(
-        SignInAttempt.at < datetime.now(UTC) - timedelta(days=1)))
-    db.session.add(SignInAttempt(email=email[:254], address=_address()))
-    db.session.commit()
-
-
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     next_page = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("organise/sign_in.html", next_page=next_page, error=None)
     email = request.form.get("email", "").strip().lower()
-    if _too_many_failures(email):
+    if too_many_failures(email):
         error = messages(language())["too_many_attempts"]
         return render_template("organise/sign_in.html", next_page=next_page, error=error,
                                email=email), 429
     organiser = find_organiser(email, request.form.get("password", ""))
     if organiser is None:
-        _remember_failure(email)
+        remember_failure(email)
         error = messages(language())["wrong_password"]
         return render_template("organise/sign_in.html", next_page=next_page, error=error,
                                email=email), 401

@@ -3,17 +3,22 @@ signed-in session (or HTTP Basic for scripts)."""
 
 import functools
 import re
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from flask import request, session
 from sqlalchemy import text
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .errors import NotFound, Unauthorised
+from .errors import CartopartyError, NotFound, Unauthorised
 from .extensions import db
-from .models import Event, Organiser, Participant, hash_token
+from .models import Event, Organiser, Participant, SignInAttempt, hash_token
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+class TooManyAttempts(CartopartyError):
+    status = 429
 
 
 def hash_password(password):
@@ -31,14 +36,48 @@ def find_organiser(email, password):
     return None
 
 
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+
+
+def _address():
+    return (request.remote_addr or "unknown")[:64]
+
+
+def too_many_failures(email):
+    """Whether this email or this address failed to sign in too often lately."""
+    since = datetime.now(UTC) - FAILURE_WINDOW
+    email = email.replace("\x00", "")[:254]  # PostgreSQL text holds no NUL
+    failures = db.session.scalar(
+        db.select(db.func.count()).select_from(SignInAttempt)
+        .where(SignInAttempt.at > since,
+               (SignInAttempt.email == email) | (SignInAttempt.address == _address())))
+    return failures >= MAX_FAILURES
+
+
+def remember_failure(email):
+    """Count a failed sign-in (and forget those older than a day)."""
+    db.session.execute(db.delete(SignInAttempt).where(
+        SignInAttempt.at < datetime.now(UTC) - timedelta(days=1)))
+    db.session.add(SignInAttempt(email=email.replace("\x00", "")[:254], address=_address()))
+    db.session.commit()
+
+
 def current_organiser():
-    """The signed-in organiser, or None."""
+    """The signed-in organiser, or None. Scripts' HTTP Basic sign-ins count against the same
+    limit as the sign-in form."""
     if session.get("organiser_id"):
         return db.session.get(Organiser, session["organiser_id"])
     credentials = request.authorization
-    if credentials and credentials.type == "basic":
-        return find_organiser(credentials.username or "", credentials.password or "")
-    return None
+    if not (credentials and credentials.type == "basic"):
+        return None
+    email = (credentials.username or "").strip().lower()
+    if too_many_failures(email):
+        raise TooManyAttempts("too many failed sign-ins: try again in 15 minutes")
+    organiser = find_organiser(email, credentials.password or "")
+    if organiser is None:
+        remember_failure(email)
+    return organiser
 
 
 def bearer_token():

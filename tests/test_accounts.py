@@ -86,3 +86,24 @@ def test_walker_token_never_opens_organiser_routes(client, event):
     response = client.get("/api/organise/party/submissions/1", headers=walker)
     assert response.status_code == 401
     assert response.is_json
+
+
+def test_basic_auth_guessing_is_rate_limited_too(client, event):
+    import base64
+    make_organiser(events=[event])
+
+    def with_password(password):
+        credentials = base64.b64encode(f"alice@example.org:{password}".encode()).decode()
+        return client.get("/api/events/party/submissions.geojson",
+                          headers={"Authorization": f"Basic {credentials}"})
+
+    assert [with_password("guess").status_code for _ in range(5)] == [401] * 5
+    response = with_password("correct horse")
+    assert response.status_code == 429
+    assert response.is_json
+
+
+def test_nul_in_the_sign_in_form_is_a_wrong_password_not_a_500(client, event):
+    make_organiser(events=[event])
+    response = sign_in(client, email="alice\x00@example.org")
+    assert response.status_code == 401

@@ -27,13 +27,16 @@ WITH preset AS (
            p.radius / (:metres_per_degree * cos(radians(least(abs(ST_Y(s.geom)), 89)))) AS box
     FROM submission s JOIN preset p ON p.id = s.preset
     WHERE s.event_id = :event_id AND s.status <> 'rejected'
-      AND s.id NOT IN (SELECT m.submission_id FROM match m JOIN submission ms
-                       ON ms.id = m.submission_id
-                       WHERE ms.event_id = :event_id AND m.overridden_by IS NOT NULL)
+      -- NOT EXISTS, an anti-join: NOT IN over a large set is re-scanned for every row once
+      -- its hash no longer fits in work_mem.
+      AND NOT EXISTS (SELECT 1 FROM match m WHERE m.submission_id = s.id
+                      AND m.overridden_by IS NOT NULL)
 ), duplicate AS (
     SELECT DISTINCT ON (a.id) a.id, b.id AS original,
            ST_Distance(a.geom::geography, b.geom::geography) AS distance
-    FROM sub a JOIN sub b ON b.preset = a.preset AND b.id < a.id
+    -- the table itself, not the `sub` CTE: only the table has the GiST index for &&
+    FROM sub a JOIN submission b ON b.event_id = :event_id AND b.status <> 'rejected'
+         AND b.preset = a.preset AND b.id < a.id
          AND b.geom && ST_Expand(a.geom, a.box)
          AND ST_DWithin(a.geom::geography, b.geom::geography, a.radius)
     WHERE NOT EXISTS (SELECT 1 FROM jsonb_each_text(a.tags) t
@@ -53,7 +56,7 @@ WITH preset AS (
                count(*) FILTER (WHERE o.tags ->> k <> s.tags ->> k) AS disagree
         FROM jsonb_object_keys(s.tags) AS k WHERE o.tags ? k AND NOT s.ident ? k
     ) AS agreement
-    WHERE s.id NOT IN (SELECT id FROM duplicate)
+    WHERE NOT EXISTS (SELECT 1 FROM duplicate d WHERE d.id = s.id)
 ), ranked AS (
     SELECT *, row_number() OVER mine AS rank, lead(score) OVER mine AS runner_up
     FROM candidate WINDOW mine AS (PARTITION BY id ORDER BY score DESC, distance, osm_id)
@@ -85,7 +88,8 @@ WITH preset AS (
     SELECT id, 'duplicate', NULL, NULL, NULL, distance, NULL, original FROM duplicate
     UNION ALL
     SELECT id, 'new', NULL, NULL, NULL, NULL, NULL, NULL FROM sub
-    WHERE id NOT IN (SELECT id FROM duplicate) AND id NOT IN (SELECT id FROM candidate)
+    WHERE NOT EXISTS (SELECT 1 FROM duplicate d WHERE d.id = sub.id)
+      AND NOT EXISTS (SELECT 1 FROM candidate c WHERE c.id = sub.id)
 )
 INSERT INTO match (submission_id, outcome, osm_type, osm_id, osm_version, distance_m, tag_diff,
                    duplicate_of_id, matched_at)

@@ -2,11 +2,12 @@
 unless forced) or imported from an extract, stored in PostGIS with when and whence. A failed
 refresh keeps the previous data and records the error."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, text
+from sqlalchemy import delete, func, text
 
 from . import __version__, overpass
 from .errors import CartopartyError
@@ -50,11 +51,14 @@ def snapshot(event):
 def store(event, elements, source):
     """Replace the event's OSM data by `elements` (those inside its zone); return their number."""
     db.session.execute(delete(OsmElement).where(OsmElement.event_id == event.id))
-    rows = [{"event_id": event.id, "osm_type": e.osm_type, "osm_id": e.osm_id,
-             "version": e.version, "timestamp": e.timestamp, "tags": e.tags,
-             "geom": f"SRID=4326;POINT({e.lon} {e.lat})"} for e in elements]
-    for start in range(0, len(rows), 5000):
-        db.session.execute(insert(OsmElement), rows[start:start + 5000])
+    # COPY, in the session's own transaction: a town's 200,000 features in a second or two
+    # rather than the ten of row-by-row INSERTs.
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    with cursor.copy("COPY osm_element (event_id, osm_type, osm_id, version, timestamp, tags, geom) "
+                     "FROM STDIN") as copy:
+        for e in elements:
+            copy.write_row((event.id, e.osm_type, e.osm_id, e.version, e.timestamp,
+                            json.dumps(e.tags), f"SRID=4326;POINT({e.lon!r} {e.lat!r})"))
     db.session.execute(text("""
         DELETE FROM osm_element o USING event e
         WHERE o.event_id = :event_id AND e.id = o.event_id AND NOT ST_Covers(e.zone, o.geom)

@@ -75,3 +75,18 @@ def stop(server):
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+def machine():
+    """nproc, CPU model and memory of this machine, as text."""
+    kib = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))
+    model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                 .splitlines() if line.startswith("model name"))
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    began, total = time.perf_counter(), 0
+    for number in range(3_000_000):  # this VM's CPU speed drifts by half: a yardstick between runs
+        total += number
+    return (f"machine: nproc {len(os.sched_getaffinity(0))}, {model}, {int(kib) / 2**20:.1f} GiB RAM; "
+            f"load average before the run {' '.join(load)}; a fixed Python loop takes "
+            f"{1000 * (time.perf_counter() - began):.0f} ms (lower is faster)")

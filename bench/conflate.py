@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 from common import create_database as new_database
-from common import drop_database, dsn
+from common import drop_database, dsn, machine
 from sqlalchemy import text
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
@@ -144,17 +144,6 @@ INSERT_MATCH = text("""
                        matched_at)
     VALUES (:id, :outcome, :osm_type, :osm_id, :version, :distance, CAST(:diff AS jsonb), now())
 """)
-
-
-def machine():
-    """nproc, CPU model and memory of this machine, as text."""
-    kib = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                 .splitlines() if line.startswith("model name"))
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    return (f"machine: nproc {len(os.sched_getaffinity(0))}, {model}, {int(kib) / 2**20:.1f} GiB RAM; "
-            f"load average {' '.join(load)}")
 
 
 def peak_kib(pid):

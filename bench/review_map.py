@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import requests
 from common import create_database as new_database
-from common import drop_database, dsn, free_port, start_gunicorn, stop
+from common import drop_database, dsn, free_port, machine, start_gunicorn, stop
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
@@ -214,21 +214,6 @@ def dense_spots(url, count):
         return conn.execute("""SELECT avg(ST_X(geom)), avg(ST_Y(geom)) FROM submission
             GROUP BY floor(ST_X(geom) / 0.0013), floor(ST_Y(geom) / 0.0009)
             ORDER BY count(*) DESC LIMIT %s""", [count]).fetchall()
-
-
-def machine():
-    """nproc, CPU model and memory of this machine, as text."""
-    kib = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                 .splitlines() if line.startswith("model name"))
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    began, total = time.perf_counter(), 0
-    for number in range(3_000_000):  # this VM's CPU speed drifts by half: a yardstick between runs
-        total += number
-    return (f"machine: nproc {len(os.sched_getaffinity(0))}, {model}, {int(kib) / 2**20:.1f} GiB RAM; "
-            f"load average before the run {' '.join(load)}; a fixed Python loop takes "
-            f"{1000 * (time.perf_counter() - began):.0f} ms (lower is faster)")
 
 
 def our_processes(server, url):

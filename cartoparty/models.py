@@ -147,9 +147,24 @@ class Submission(db.Model):
 
     __table_args__ = (
         UniqueConstraint("event_id", "client_id", name="submission_client_id_unique"),
-        Index("submission_event_status", "event_id", "status"),
+        # Filters and counts of the review map read these four columns of many rows.
+        Index("submission_event_status", "event_id", "status", "preset", "participant_id"),
         Index("submission_event_received", "event_id", "received_at"),
     )
+
+
+class EventRevision(db.Model):
+    """How many times an event's submissions, photos or matches have been written.
+
+    Bumped by triggers (see the migration) at the end of each statement. Several counters per
+    event, one per shard of database sessions, so that walkers sending points at once do not
+    queue on one row; the event's revision is their sum. A sum of committed counters can only
+    grow when a change commits, unlike max(id) or a sequence, which a transaction still running
+    may have drawn below the value someone already read."""
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Photo(db.Model):

@@ -6,7 +6,10 @@ received_at; since included, until excluded) and bbox (west,south,east,north in 
 required on the map). They become one WHERE clause made of this module's fixed SQL fragments;
 every value the user sends is a bound parameter."""
 
+import json
+import math
 import re
+from collections import OrderedDict
 from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
@@ -22,6 +25,7 @@ bp = Blueprint("reviewmap", __name__, url_prefix="/api/organise")
 
 POINTS_AT_MOST = 1500  # more submissions than this in view are clustered...
 POINTS_FROM_ZOOM = 18  # ...unless the map is zoomed in this far
+GRID_ZOOM = POINTS_FROM_ZOOM - 1
 CELL_PIXELS = 64
 MAX_ZOOM = 22
 MAX_PER_PAGE = 200
@@ -132,8 +136,6 @@ def cell_size(zoom):
     return CELL_PIXELS * 360 / (256 * 2**zoom)
 
 
-COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM submission s WHERE {where} LIMIT :limit) AS hit"
-
 POINTS = """
     SELECT json_build_object(
         'mode', 'points', 'total', count(*), 'clusters', '[]'::json,
@@ -143,30 +145,91 @@ POINTS = """
     FROM submission s WHERE {where}
 """
 
-# Cells are counted from 0° on both axes, so they stay put while the map pans. They are `cell`
+# The event's filtered submissions counted on the grid of the finest clustered zoom. Cells are
+# counted from 0° on both axes, so they stay put while the map pans, and each cell of a lower
+# zoom is exactly 2 × 2 cells of the zoom above: one grid serves every zoom. Cells are `:cell`
 # degrees of longitude wide and as high on screen as wide at the event's latitude (in Web
 # Mercator a degree of latitude is 1/cos(lat) times longer than one of longitude); per-point
 # trigonometry would cost a fifth more time for the same grid within a town.
 # The OFFSET 0 fence computes ST_X and ST_Y once per point and lets PostgreSQL hash the cells:
 # without it the planner expects as many cells as distinct points and sorts every point instead.
-CLUSTERS = """
-    SELECT json_build_object(
-        'mode', 'clusters', 'total', coalesce(sum(count), 0),
-        'clusters', coalesce(json_agg(json_build_object(
-            'lat', round(lat::numeric, 7), 'lon', round(lon::numeric, 7), 'count', count,
-            'pending', count - approved - rejected, 'approved', approved, 'rejected', rejected)
-            ORDER BY lat DESC, lon), '[]'),
-        'points', '[]'::json)::text
-    FROM (
-        SELECT count(*) AS count, sum(y) / count(*) AS lat, sum(x) / count(*) AS lon,
-               count(*) FILTER (WHERE status = 'approved') AS approved,
-               count(*) FILTER (WHERE status = 'rejected') AS rejected
-        FROM (SELECT ST_X(s.geom) AS x, ST_Y(s.geom) AS y, s.status FROM submission s
-              WHERE {where} OFFSET 0) AS point
-        GROUP BY floor(x / :cell), floor(y / (:cell * (
-            SELECT cos(radians(ST_Y(ST_Centroid(zone)))) FROM event WHERE id = :event_id)))
-    ) AS cell
+GRID = """
+    WITH cell AS (SELECT :cell AS wide, :cell * cos(radians(ST_Y(ST_Centroid(zone)))) AS high
+                  FROM event WHERE id = :event_id)
+    SELECT floor(x / cell.wide)::bigint, floor(y / cell.high)::bigint, count(*), sum(x), sum(y),
+           count(*) FILTER (WHERE status = 'approved'), count(*) FILTER (WHERE status = 'rejected'),
+           min(cell.high)
+    FROM (SELECT ST_X(s.geom) AS x, ST_Y(s.geom) AS y, s.status FROM submission s
+          WHERE {where} OFFSET 0) AS point, cell
+    GROUP BY 1, 2
 """
+REVISION = text("SELECT coalesce(sum(revision), 0) FROM event_revision WHERE event_id = :event_id")
+
+
+class Grid:
+    """An event's filtered submissions counted per cell at GRID_ZOOM, and summed up per zoom."""
+
+    def __init__(self, rows):
+        self.cells = {0: {(x, y): counts for x, y, *counts, _ in rows}}
+        self.high = rows[0][-1] / cell_size(GRID_ZOOM) if rows else 1  # cell height / width
+
+    def at(self, zoom):
+        """{(x, y): [count, sum of lon, sum of lat, approved, rejected]} for cells at `zoom`."""
+        shift = GRID_ZOOM - zoom
+        if shift not in self.cells:
+            merged = {}
+            for (x, y), counts in self.cells[0].items():
+                key = (x >> shift, y >> shift)  # floor division by 2**shift, negatives included
+                total = merged.get(key)
+                if total is None:
+                    merged[key] = list(counts)
+                else:
+                    for i, value in enumerate(counts):
+                        total[i] += value
+            self.cells[shift] = merged
+        return self.cells[shift]
+
+    def in_view(self, zoom, bbox):
+        """The cells at `zoom` that the bbox touches."""
+        wide = cell_size(zoom)
+        high = wide * self.high
+        west, south, east, north = bbox
+        columns = range(math.floor(west / wide), math.floor(east / wide) + 1)
+        rows = range(math.floor(south / high), math.floor(north / high) + 1)
+        return [(key, counts) for key, counts in self.at(zoom).items()
+                if key[0] in columns and key[1] in rows]
+
+
+# Per worker process: the latest grid of each (event, filters), with the event's revision it
+# was counted at. Any write to the event's submissions raises the revision (see
+# models.EventRevision), so a grid is reused exactly as long as nothing changed.
+grids = OrderedDict()
+GRIDS_KEPT = 16
+
+
+def grid(event, where, params):
+    """The grid for these filters, counted anew only when the event changed since last time."""
+    key = (event.id, where, repr(sorted(params.items())))
+    revision = db.session.scalar(REVISION, {"event_id": event.id})
+    kept = grids.get(key)
+    if kept is None or kept[0] != revision:
+        rows = db.session.execute(text(GRID.format(where=where)),  # noqa: S608 (fixed fragments)
+                                  {**params, "cell": cell_size(GRID_ZOOM)}).all()
+        kept = grids[key] = (revision, Grid(rows))
+        while len(grids) > GRIDS_KEPT:
+            grids.popitem(last=False)
+    grids.move_to_end(key)
+    return kept[1]
+
+
+def clusters_json(cells):
+    """The map's answer for clusters: the mean position and the counts of each cell."""
+    clusters = [{"lat": round(sum_y / count, 7), "lon": round(sum_x / count, 7), "count": count,
+                 "pending": count - approved - rejected, "approved": approved, "rejected": rejected}
+                for _, (count, sum_x, sum_y, approved, rejected) in cells]
+    clusters.sort(key=lambda c: (-c["lat"], c["lon"]))
+    return json.dumps({"mode": "clusters", "total": sum(c["count"] for c in clusters),
+                       "clusters": clusters, "points": []})
 
 
 @bp.get("/<slug>/map")
@@ -177,15 +240,14 @@ def map_data(event, organiser):
     if bbox is None:
         raise Invalid("bbox is required: west,south,east,north in degrees", field="bbox")
     zoom = _integer("zoom", low=0, high=MAX_ZOOM)
+    where, params = read_filters(event)
+    if zoom <= GRID_ZOOM:
+        cells = grid(event, where, params).in_view(zoom, bbox)
+        # Whole cells: an upper bound of what the view holds, exact when it is small.
+        if sum(counts[0] for _, counts in cells) > POINTS_AT_MOST:
+            return Response(clusters_json(cells), mimetype="application/json")
     where, params = read_filters(event, bbox)
-    clustered = zoom < POINTS_FROM_ZOOM and db.session.scalar(
-        text(COUNT_UP_TO.format(where=where)),  # noqa: S608  (fixed fragments only)
-        {**params, "limit": POINTS_AT_MOST + 1}) > POINTS_AT_MOST
-    if clustered:
-        body = db.session.scalar(text(CLUSTERS.format(where=where)),  # noqa: S608
-                                 {**params, "cell": cell_size(zoom)})
-    else:
-        body = db.session.scalar(text(POINTS.format(where=where)), params)  # noqa: S608
+    body = db.session.scalar(text(POINTS.format(where=where)), params)  # noqa: S608
     return Response(body, mimetype="application/json")
 
 

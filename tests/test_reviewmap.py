@@ -102,6 +102,64 @@ def test_a_cluster_sits_at_the_mean_of_its_points(client, event, organiser):
             (lon + 19.5 * 0.00001, lat + 9.5 * 0.00001), abs=1e-7)
 
 
+def clustered_counts(client, **params):
+    body = get(client, "map", **EVERYWHERE, **params).json
+    assert body["mode"] == "clusters"
+    return {status: sum(c[status] for c in body["clusters"]) for status in ("pending", "approved", "rejected")}
+
+
+def test_clusters_follow_every_change_at_once(client, event, organiser):
+    # Each worker keeps the event's grid between requests: it must never serve a stale one.
+    someone = a_walker(event)
+    add_points(event, someone, 1501)
+    assert clustered_counts(client) == {"pending": 1501, "approved": 0, "rejected": 0}
+    add_points(event, someone, 1, status="approved")
+    assert clustered_counts(client) == {"pending": 1501, "approved": 1, "rejected": 0}
+    db.session.execute(text("UPDATE submission SET status = 'rejected' WHERE id = "
+                            "(SELECT min(id) FROM submission)"))
+    db.session.commit()
+    assert clustered_counts(client) == {"pending": 1500, "approved": 1, "rejected": 1}
+    db.session.execute(text("DELETE FROM submission WHERE status = 'approved'"))
+    db.session.commit()
+    assert clustered_counts(client) == {"pending": 1500, "approved": 0, "rejected": 1}
+
+
+def test_clusters_of_a_moved_point_move_with_it(client, event, organiser):
+    someone = a_walker(event)
+    add_points(event, someone, 1600, lon=5.917, lat=45.562)
+    before = get(client, "map", **EVERYWHERE).json["clusters"]
+    assert len(before) == 1
+    db.session.execute(text("UPDATE submission SET geom = ST_SetSRID(ST_MakePoint(5.935, 45.575), 4326) "
+                            "WHERE id IN (SELECT id FROM submission ORDER BY id LIMIT 10)"))
+    db.session.commit()
+    after = sorted(get(client, "map", **EVERYWHERE).json["clusters"], key=lambda c: c["count"])
+    assert [c["count"] for c in after] == [10, 1590]
+    assert (after[0]["lon"], after[0]["lat"]) == (5.935, 45.575)
+
+
+def test_filtered_clusters_are_counted_apart(client, event, organiser):
+    someone = a_walker(event)
+    add_points(event, someone, 1600, preset="tree")
+    add_points(event, someone, 1700, preset="bench", lon=5.925)
+    assert get(client, "map", **EVERYWHERE).json["total"] == 3300
+    assert get(client, "map", preset="bench", **EVERYWHERE).json["total"] == 1700
+    assert get(client, "map", preset="tree", **EVERYWHERE).json["total"] == 1600
+    other = make_event("other")
+    add_points(other, a_walker(other), 1600, preset="bench")
+    assert get(client, "map", preset="bench", **EVERYWHERE).json["total"] == 1700
+
+
+def test_clusters_count_the_whole_cells_the_view_touches(client, event, organiser):
+    someone = a_walker(event)
+    lon, lat = middle_of_cell(5.92, 45.565, 14)
+    add_points(event, someone, 1600, lon=lon - 0.0002, lat=lat, step=0.00001)  # 40 × 40, ~3 m apart
+    edge = {"bbox": f"{lon},{lat - 0.001},{lon + 0.01},{lat + 0.001}", "zoom": "14"}
+    body = get(client, "map", **edge).json
+    # The view cuts the cell in two: its cluster is whole, where it would be were the map panned.
+    assert body["mode"] == "clusters"
+    assert [c["count"] for c in body["clusters"]] == [1600]
+
+
 def test_zoomed_in_far_the_map_shows_points_however_many(client, event, organiser):
     add_points(event, a_walker(event), 1600)
     response = get(client, "map", bbox="5.9199,45.5649,5.9206,45.5655", zoom="18")

@@ -90,3 +90,19 @@ def machine():
     return (f"machine: nproc {len(os.sched_getaffinity(0))}, {model}, {int(kib) / 2**20:.1f} GiB RAM; "
             f"load average before the run {' '.join(load)}; a fixed Python loop takes "
             f"{1000 * (time.perf_counter() - began):.0f} ms (lower is faster)")
+
+
+def machine_cpu_seconds():
+    """CPU time the whole machine has spent busy since boot, in seconds summed over all cores
+    (user, nice, system, irq, softirq, steal from /proc/stat: everything but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid):
+    """CPU time (user + system) process `pid` has used so far, in seconds, or None if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

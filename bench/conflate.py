@@ -1,7 +1,7 @@
 """Conflation benchmark (not a test): loading an event's OSM features and matching 100,000
 submissions against 200,000 of them in one set-based statement, against one query per submission.
 
-    .venv/bin/python bench/conflate.py [--submissions 100000] [--osm 200000] [--sample 2000]
+    .venv/bin/python bench/conflate.py [--submissions 100000] [--osm 200000] [--sample 2000] [--keep]
 
 It makes a throwaway database (on the project-local cluster unless DATABASE_URL is set),
 migrates it, creates one event around Chambéry and fills it with INSERT ... SELECT
@@ -10,7 +10,9 @@ others, many within a few metres of a submission so that every outcome occurs. T
 are read back as overpass.Element objects and stored again through cartoparty.osm.store() (the
 "load"), then cartoparty.conflate.match() runs and is committed; then a sample of submissions is
 matched the naive way, one SELECT and one INSERT each, in a transaction rolled back at the end.
-The database is dropped, always.
+Beside the times it prints how busy the machine's CPUs were meanwhile, and by whom: other users'
+work on this shared machine shows there. The database is dropped at the end, unless --keep says
+to leave it for EXPLAIN (its name is printed).
 """
 
 import argparse
@@ -19,11 +21,12 @@ import random
 import resource
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import psycopg
 from common import create_database as new_database
-from common import drop_database, dsn, machine
+from common import drop_database, dsn, machine, machine_cpu_seconds, process_cpu_seconds
 from sqlalchemy import text
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
@@ -222,13 +225,44 @@ def _json(value):
     return json.dumps(value)
 
 
+class Timed:
+    """Wall time, peak memory and CPU time of one committed step, measured around `step()`:
+    the PostgreSQL backend of the session is the one that did the work."""
+
+    def __init__(self, step):
+        from cartoparty.extensions import db
+
+        backend = db.session.scalar(text("SELECT pg_backend_pid()"))  # opens the transaction
+        cpu = process_cpu_seconds(backend)
+        began = time.perf_counter()
+        self.result = step()
+        db.session.commit()
+        self.seconds = time.perf_counter() - began
+        after = process_cpu_seconds(backend)
+        self.backend, self.backend_peak = backend, peak_kib(backend)
+        self.backend_cpu = None if cpu is None or after is None else after - cpu
+
+
+def cpu_report(steps, seconds, machine_cpu, python_cpu):
+    """How busy the machine was while the timed steps ran, and who kept it busy."""
+    busy, ours = machine_cpu_seconds() - machine_cpu, process_cpu_seconds(os.getpid()) - python_cpu
+    cores = len(os.sched_getaffinity(0))
+    backends = [step.backend_cpu for step in steps]
+    line = (f"    CPU during (1) and (2): the machine was busy {busy:.1f} s of the {seconds:.1f} s x "
+            f"{cores} cores there were ({100 * busy / (seconds * cores):.0f} %): this Python process "
+            f"{ours:.1f} s")
+    if None in backends:
+        return line + "; the PostgreSQL backends' share is not readable here"
+    return (line + f", its PostgreSQL backend {sum(backends):.1f} s, other processes (other users, "
+            f"PostgreSQL's background writers) {busy - ours - sum(backends):.1f} s")
+
+
 def run(url, args):
     from flask_migrate import upgrade
 
     from cartoparty import conflate, osm
     from cartoparty.extensions import db
     from cartoparty.models import Event
-    from cartoparty.presets import all_presets
     from cartoparty.zones import read_zone
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
@@ -246,57 +280,59 @@ def run(url, args):
         print(f"built {len(elements)} overpass.Element objects in {time.perf_counter() - began:.1f} s "
               "(read back from the generated rows; not part of the load time)")
         event = db.session.get(Event, event_id)
-        began = time.perf_counter()
-        stored = osm.store(event, elements, "bench")
-        load = time.perf_counter() - began
-        loader = db.session.scalar(text("SELECT pg_backend_pid()"))  # the backend that stored them
-        loader_peak = peak_kib(loader)
-        began = time.perf_counter()
-        db.session.commit()
-        load += time.perf_counter() - began
-        print(f"(1) load: osm.store() of {len(elements)} features + commit: {load:.2f} s "
-              f"({stored} kept inside the zone; it replaces the generated rows, as a refresh does)")
+        machine_cpu, python_cpu = machine_cpu_seconds(), process_cpu_seconds(os.getpid())
+        load = Timed(partial(osm.store, event, elements, "bench"))
+        print(f"(1) load: osm.store() of {len(elements)} features + commit: {load.seconds:.2f} s "
+              f"({load.result} kept inside the zone; it replaces the generated rows, as a refresh does)")
         del elements
-
-        event = db.session.get(Event, event_id)
-        began = time.perf_counter()
-        counts = conflate.match(event)
-        matching = time.perf_counter() - began
-        matcher = db.session.scalar(text("SELECT pg_backend_pid()"))  # the backend that matched
-        matcher_peak = peak_kib(matcher)
-        began = time.perf_counter()
-        db.session.commit()
-        matching += time.perf_counter() - began
-        print(f"(2) match + store: conflate.match() + commit: {matching:.2f} s for "
-              f"{sum(counts.values())} submissions (rejected ones are skipped)")
-        print("    outcomes: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
-        print(f"    load + match + store: {load + matching:.2f} s (aim: under 10 s)")
-
-        python_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"(3) peak memory: this Python process {python_peak / 1024:.0f} MiB (ru_maxrss); ", end="")
-        if loader_peak is None or matcher_peak is None:
-            print("PostgreSQL backend not measured (its /proc status is not readable here)")
-        else:
-            print(f"PostgreSQL backend VmHWM (resident peak, including the shared buffers it touched): "
-                  f"{loader_peak / 1024:.0f} MiB for the load (pid {loader}), "
-                  f"{matcher_peak / 1024:.0f} MiB for the matching (pid {matcher})")
-
-        ids = db.session.scalars(text("""SELECT id FROM submission WHERE event_id = :e
-            AND status <> 'rejected' ORDER BY id"""), {"e": event_id}).all()
-        sample = sorted(random.Random(2026).sample(ids, min(args.sample, len(ids))))
-        set_based = dict(db.session.execute(text("""SELECT submission_id, outcome FROM match
-            WHERE submission_id = ANY(:ids)"""), {"ids": sample}).all())
-        elapsed, outcomes = naive(event, all_presets(), sample)
-        rate = len(sample) / elapsed
-        extrapolated = len(ids) / rate
-        agree = sum(outcomes[i] == set_based.get(i) for i in sample)
-        print(f"(4) naive, one SELECT (ST_DWithin on geography, ORDER BY distance LIMIT 2) + one INSERT "
-              f"per submission, {len(sample)} sampled: {elapsed:.2f} s, {rate:.0f} submissions/s; "
-              f"extrapolated to {len(ids)}: {extrapolated:.1f} s (no duplicate detection, no claims)")
-        print(f"    set-based {matching:.2f} s vs naive {extrapolated:.1f} s: set-based is "
-              f"{extrapolated / matching:.1f}x faster (naive time / set-based time); "
-              f"same outcome on {agree} of {len(sample)} sampled submissions")
+        matching = Timed(lambda: conflate.match(db.session.get(Event, event_id)))
+        print(f"(2) match + store: conflate.match() + commit: {matching.seconds:.2f} s for "
+              f"{sum(matching.result.values())} submissions (rejected ones are skipped)")
+        print("    outcomes: " + ", ".join(f"{name} {count}" for name, count in matching.result.items()))
+        print(f"    load + match + store: {load.seconds + matching.seconds:.2f} s (aim: under 10 s)")
+        print(cpu_report([load, matching], load.seconds + matching.seconds, machine_cpu, python_cpu))
+        print_memory(load, matching)
+        # A fresh backend for the naive way: in the one that inserted all the matches at once, the
+        # event-revision trigger keeps a plan made for 95,010 rows, and every single-row INSERT
+        # then scans all the submissions (about 30 ms each).
+        db.session.close()
         db.engine.dispose()
+        compare_with_naive(db.session.get(Event, event_id), matching.seconds, args.sample)
+        db.engine.dispose()
+
+
+def print_memory(load, matching):
+    """Peak memory of this process and of the PostgreSQL backends that did the work."""
+    python_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"(3) peak memory: this Python process {python_peak / 1024:.0f} MiB (ru_maxrss); ", end="")
+    if load.backend_peak is None or matching.backend_peak is None:
+        print("PostgreSQL backend not measured (its /proc status is not readable here)")
+    else:
+        print(f"PostgreSQL backend VmHWM (resident peak, including the shared buffers it touched): "
+              f"{load.backend_peak / 1024:.0f} MiB for the load (pid {load.backend}), "
+              f"{matching.backend_peak / 1024:.0f} MiB for the matching (pid {matching.backend})")
+
+
+def compare_with_naive(event, matching, sample_size):
+    """Match a sample one submission at a time; print the rate, the ratio and the agreement."""
+    from cartoparty.extensions import db
+    from cartoparty.presets import all_presets
+
+    ids = db.session.scalars(text("""SELECT id FROM submission WHERE event_id = :e
+        AND status <> 'rejected' ORDER BY id"""), {"e": event.id}).all()
+    sample = sorted(random.Random(2026).sample(ids, min(sample_size, len(ids))))
+    set_based = dict(db.session.execute(text("""SELECT submission_id, outcome FROM match
+        WHERE submission_id = ANY(:ids)"""), {"ids": sample}).all())
+    elapsed, outcomes = naive(event, all_presets(), sample)
+    rate = len(sample) / elapsed
+    extrapolated = len(ids) / rate
+    agree = sum(outcomes[i] == set_based.get(i) for i in sample)
+    print(f"(4) naive, one SELECT (ST_DWithin on geography, ORDER BY distance LIMIT 2) + one INSERT "
+          f"per submission, {len(sample)} sampled: {elapsed:.2f} s, {rate:.0f} submissions/s; "
+          f"extrapolated to {len(ids)}: {extrapolated:.1f} s (no duplicate detection, no claims)")
+    print(f"    set-based {matching:.2f} s vs naive {extrapolated:.1f} s: set-based is "
+          f"{extrapolated / matching:.1f}x faster (naive time / set-based time); "
+          f"same outcome on {agree} of {len(sample)} sampled submissions")
 
 
 def main():
@@ -304,6 +340,7 @@ def main():
     parser.add_argument("--submissions", type=int, default=100_000, help="submissions (100000)")
     parser.add_argument("--osm", type=int, default=200_000, help="OSM features (200000)")
     parser.add_argument("--sample", type=int, default=2_000, help="naive sample (2000)")
+    parser.add_argument("--keep", action="store_true", help="keep the database, to study the plans")
     args = parser.parse_args()
 
     print(machine())
@@ -316,7 +353,10 @@ def main():
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        drop_database(base_url, name)
+        if args.keep:
+            print(f"kept database {name} (drop it with: DROP DATABASE {name})")
+        else:
+            drop_database(base_url, name)
     return 0
 
 

@@ -6,7 +6,9 @@ event with 100,000 submissions, against serving the whole event as one GeoJSON.
 It makes a throwaway database (on the project-local cluster unless DATABASE_URL is set),
 migrates it, loads one town-sized event with one INSERT ... SELECT, serves the app under
 gunicorn on a free port and asks it over loopback as a signed-in organiser (a Flask session
-cookie), one request at a time; then it drops the database, always.
+cookie), one request at a time; the pan/zoom script runs twice: back to back, then at a person's
+pace while walkers add points (straight into the database, once a second), since a worker
+recounts its cluster grid after a change; then it drops the database, always.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -257,6 +260,55 @@ def cpu_report(before, server, url, began):
           f"{busy - ours / hertz:.1f}")
 
 
+def pan_and_zoom(session, api, views, pause=0.0):
+    """Ask the map for each view in turn; (seconds, mode, bytes, total) of each answer.
+
+    With a `pause` between views, it also does what the review page does: ask the changes cursor
+    every POLL seconds and send the latest one with each map request."""
+    answers, known, polled = [], None, -POLL
+    for lon, lat, zoom in views:
+        time.sleep(pause)
+        params = {"bbox": ",".join(f"{v:.6f}" for v in view(lon, lat, zoom)), "zoom": zoom}
+        if pause:
+            if time.perf_counter() - polled >= POLL:
+                polled, known = time.perf_counter(), timed(session, f"{api}/changes")[1].json()["cursor"]
+            params["cursor"] = known
+        elapsed, response = timed(session, f"{api}/map", params)
+        body = response.json()
+        answers.append((elapsed, body["mode"], len(response.content), body["total"]))
+    return answers
+
+
+def by_mode(answers):
+    """Print the timings of clustered and of point answers apart."""
+    for mode in ("clusters", "points"):
+        some = [(seconds, total) for seconds, kind, _, total in answers if kind == mode]
+        if some:
+            print(f"    {len(some)} in {mode} mode ({min(t for _, t in some)} to {max(t for _, t in some)} "
+                  f"submissions in view): {percentiles([seconds for seconds, _ in some])}")
+
+
+WALKER_PERIOD = 1.0  # a new point every second, from the whole party
+PAUSE = 0.3  # seconds between two views of the organiser's map
+POLL = 3.0  # how often the review page asks the changes cursor
+A_WALKERS_POINT = """
+    INSERT INTO submission (event_id, participant_id, client_id, preset, geom, accuracy, tags, note,
+                            observed_at, body_sha256)
+    SELECT event_id, participant_id, gen_random_uuid(), preset,
+           ST_Translate(geom, 0.0001 * (random() - 0.5), 0.0001 * (random() - 0.5)), accuracy, tags,
+           '', now(), body_sha256
+    FROM submission WHERE id = (SELECT max(id) FROM submission) - %s
+"""
+
+
+def walker_points(url, stop, sent):
+    """Until `stop`, add a point near an existing one every WALKER_PERIOD seconds, as walkers do."""
+    with psycopg.connect(dsn(url), autocommit=True) as conn:
+        while not stop.wait(WALKER_PERIOD):
+            conn.execute(A_WALKERS_POINT, [random.randrange(50_000)])
+            sent.append(time.perf_counter())
+
+
 def measure(base, cookie, url):
     """Run and print the three measurements."""
     session = requests.Session()
@@ -275,26 +327,31 @@ def measure(base, cookie, url):
           f"{len(parts[0][1].content)} bytes")
 
     views = pan_zoom_script(dense_spots(url, 6), random.Random(7))
-    answers = []  # (seconds, mode, bytes, total) per request
-    for lon, lat, zoom in views:
-        bbox = ",".join(f"{v:.6f}" for v in view(lon, lat, zoom))
-        elapsed, response = timed(session, f"{api}/map", {"bbox": bbox, "zoom": zoom})
-        body = response.json()
-        answers.append((elapsed, body["mode"], len(response.content), body["total"]))
+    answers = pan_and_zoom(session, api, views)
     sizes = [size for _, _, size, _ in answers]
     print(f"(b) map requests over a pan/zoom script, zoom 13 to 19, {len(views)} requests (median answer "
           f"{statistics.median(sizes) / 1024:.1f} KiB, largest {max(sizes) / 1024:.1f} KiB): "
           f"{percentiles([seconds for seconds, *_ in answers])}")
-    for mode in ("clusters", "points"):
-        some = [(seconds, total) for seconds, kind, _, total in answers if kind == mode]
-        if some:
-            print(f"    {len(some)} in {mode} mode ({min(t for _, t in some)} to {max(t for _, t in some)} "
-                  f"submissions in view): {percentiles([seconds for seconds, _ in some])}")
+    by_mode(answers)
     polls = [timed(session, f"{api}/changes")[0] for _ in range(30)]
     print(f"    changes cursor (30 polls): {percentiles(polls)}")
     filtered = [timed(session, f"{api}/list", {"status": "pending", "preset": "tree,bench",
                                                "page": page})[0] for page in range(1, 11)]
     print(f"    list filtered by status and preset, pages 1-10: {percentiles(filtered)}")
+
+    stop_walkers, sent = threading.Event(), []
+    walkers = threading.Thread(target=walker_points, args=(url, stop_walkers, sent))
+    walkers.start()
+    try:
+        answers = pan_and_zoom(session, api, views, pause=PAUSE)
+    finally:
+        stop_walkers.set()
+        walkers.join()
+    print(f"(d) the same script at a person's pace (a view every {PAUSE} s, the changes cursor asked "
+          f"every {POLL} s and sent with the map requests, as the review page does) while walkers "
+          f"send a point every {WALKER_PERIOD} s ({len(sent)} sent): "
+          f"{percentiles([seconds for seconds, *_ in answers])}")
+    by_mode(answers)
 
     geojson = [timed(session, f"{base}/api/events/{SLUG}/submissions.geojson") for _ in range(3)]
     best = statistics.median(s for s, _ in geojson)

@@ -13,10 +13,17 @@ def create_app(config=None):
         api,
         errors,
         events,
+        exports,
+        feedback,
         i18n,
+        jobs,
+        matches,
         organise,
+        osmcheck,
         photos,
         presets,
+        public,
+        restitution,
         review,
         reviewmap,
         submissions,
@@ -42,11 +49,12 @@ def create_app(config=None):
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
     csrf.init_app(app)
+    jobs.init_app(app)
     errors.register(app)
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
-                   reviewmap):
+                   reviewmap, matches, osmcheck, feedback, restitution, public, exports):
         app.register_blueprint(module.bp)
-    walkers_api = {module.bp.name for module in (events, submissions, photos)}
+    walkers_api = {module.bp.name for module in (events, submissions, photos, feedback)}
 
     @app.before_request
     def refuse_cross_site_requests():

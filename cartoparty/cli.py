@@ -1,6 +1,7 @@
 """The `cartoparty` command: a Flask CLI group over create_app, using the project-local
 database unless DATABASE_URL says otherwise."""
 
+import logging
 import os
 import re
 import sys
@@ -9,11 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.exc import OperationalError
 
-from . import conflate, create_app, localdb, osm, review
+from . import conflate, create_app, jobs, localdb, osm, osmcheck, review
 from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import db
@@ -225,6 +227,62 @@ def conflate_command(slug):
     counts = conflate.match(event)
     db.session.commit()
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
+
+
+@osm_cli.command("check")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("--no-fetch", is_flag=True, help="Match against the OSM data already stored.")
+@click.option("--force", is_flag=True, help="Fetch even if fetched less than 5 minutes ago.")
+def osm_check(slug, no_fetch, force):
+    """Queue a check of the event against OSM (fetch, then match) for `cartoparty worker`."""
+    try:
+        check, queued = osmcheck.request_check(_event(slug), "cli", fetch=not no_fetch, force=force)
+    except CartopartyError as error:
+        raise click.ClickException(error.message) from None
+    db.session.commit()
+    if queued:
+        click.echo(f"check {check.id} of {slug} queued; 'cartoparty worker' runs it")
+    else:
+        click.echo(f"check {check.id} of {slug} is already {check.status}")
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="Run the jobs already queued, then stop.")
+def worker_command(once):
+    """Run background jobs (checks against OSM) until Ctrl-C or SIGTERM, which stop it once
+    the running job is finished."""
+    # Fails here, in one line, if the database is unreachable or not upgraded yet.
+    if not db.session.scalar(text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")):
+        raise click.ClickException("the job queue is missing: run 'cartoparty db upgrade' first")
+    db.session.close()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    jobs.run_worker(current_app._get_current_object(), wait=not once)
+
+
+@cli.command("export")
+@click.argument("fmt", metavar="geojson|csv|gpkg|dae|html|photos")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="The file to write; replaced whole, never left half-written.")
+def export_command(fmt, slug, output):
+    """Export the event's approved points: GeoJSON, CSV, GeoPackage, schema-dae CSV of the
+    defibrillators, an HTML map, or the photos as a zip."""
+    from . import exports
+
+    if fmt not in exports.FORMATS:
+        raise click.ClickException(f"unknown format {fmt!r}: one of {', '.join(exports.FORMATS)}")
+    event = _event(slug)
+    target = Path(output)
+    if target.is_dir():
+        raise click.ClickException(f"{output} is a folder: give the file to write")
+    try:
+        count = exports.write(event, fmt, target)
+        companion = exports.write_companion(event, fmt, target)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
+    what = "photo(s)" if fmt == "photos" else "approved point(s)"
+    licence = f"; licence in {companion}" if companion else ""
+    click.echo(f"{count} {what} of {slug} written to {output}{licence}")
 
 
 @cli.command("demo")

@@ -27,18 +27,27 @@ TEAMS = [
                                "post_box", "defibrillator"], {"type": "Polygon", "coordinates": [[
         [5.9320, 45.5625], [5.9395, 45.5625], [5.9395, 45.5705], [5.9320, 45.5705], [5.9320, 45.5625]]]}),
 ]
+# Four points stand a metre or two from features mapped in OpenStreetMap in this
+# neighbourhood (positions of OSM nodes as of 2020), so that checking the demo against OSM finds
+# something there already, the same (the pharmacy) or with tags to add or change; the others
+# fall at random in the zone and come out new.
 SAMPLE_POINTS = [
-    ("tree", {"species": "Platanus × hispanica", "leaf_type": "broadleaved"}, Status.approved),
-    ("tree", {"genus": "Tilia", "leaf_cycle": "deciduous"}, Status.pending),
-    ("tree", {"species": "Acer platanoides"}, Status.pending),
-    ("bench", {"backrest": "yes", "material": "wood"}, Status.approved),
-    ("bench", {"backrest": "no"}, Status.rejected),
+    ("tree", {"species": "Platanus × hispanica", "leaf_type": "broadleaved"}, Status.approved,
+     (5.9315916, 45.5663386)),  # OSM tree 3002202144, no species yet
+    ("tree", {"genus": "Tilia", "leaf_cycle": "deciduous"}, Status.pending, None),
+    ("tree", {"species": "Acer platanoides"}, Status.pending, None),
+    ("bench", {"backrest": "yes", "material": "wood"}, Status.approved,
+     (5.9327131, 45.5666418)),  # OSM bench 3415730562, no backrest or material yet
+    ("bench", {"backrest": "no"}, Status.rejected, None),
     ("defibrillator", {"indoor": "yes", "defibrillator:location": "Dans le hall, à gauche"},
-     Status.pending),
-    ("waste_basket", {}, Status.approved),
-    ("drinking_water", {"bottle": "yes"}, Status.pending),
-    ("bicycle_parking", {"bicycle_parking": "stands", "capacity": "8"}, Status.pending),
-    ("post_box", {"operator": "La Poste"}, Status.approved),
+     Status.pending, None),
+    ("pharmacy", {"name": "Pharmacie du Faubourg", "dispensing": "yes"}, Status.approved,
+     (5.9313298, 45.5661877)),  # OSM pharmacy 1191146770, the same tags
+    ("recycling", {"operator": "Grand Chambéry"}, Status.pending,
+     (5.9316788, 45.5655810)),  # OSM container 6602445880, another operator
+    ("drinking_water", {"bottle": "yes"}, Status.pending, None),
+    ("bicycle_parking", {"bicycle_parking": "stands", "capacity": "8"}, Status.pending, None),
+    ("post_box", {"operator": "La Poste"}, Status.approved, None),
 ]
 
 
@@ -60,9 +69,8 @@ def _sample_submissions(event, walkers):
     presets = all_presets()
     randomness = random.Random(42)  # the same demo every time
     start = datetime.now(UTC) - timedelta(hours=2)
-    for number, (preset_id, tags, status) in enumerate(SAMPLE_POINTS):
-        lon = randomness.uniform(5.9260, 5.9380)
-        lat = randomness.uniform(45.5635, 45.5695)
+    for number, (preset_id, tags, status, position) in enumerate(SAMPLE_POINTS):
+        lon, lat = position or (randomness.uniform(5.9260, 5.9380), randomness.uniform(45.5635, 45.5695))
         db.session.add(Submission(
             event_id=event.id, participant_id=walkers[number % len(walkers)].id,
             client_id=uuid.UUID(int=randomness.getrandbits(128), version=4), preset=preset_id,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -66,6 +67,10 @@ class Event(db.Model):
     licence: Mapped[str] = mapped_column(String(100), default="ODbL-1.0")
     allow_outside_zone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The restitution page (/r/<slug>) is public from this moment; None while unpublished.
+    restitution_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Shown on the public map of events (/events).
+    listed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
     organisers = relationship("Organiser", secondary=event_organisers, back_populates="events")
     teams = relationship("Team", order_by="Team.name", cascade="all, delete-orphan",
@@ -80,6 +85,15 @@ class Event(db.Model):
     def is_organised_by(self, organiser):
         """Whether this organiser may see and change the event."""
         return organiser is not None and organiser in self.organisers
+
+    def restitution_is_public(self):
+        """Whether anyone may read the event's restitution page."""
+        return self.restitution_published_at is not None
+
+    def feedback_is_open(self, now):
+        """Whether walkers are asked for their feedback: once the event has ended, or once its
+        restitution is published (whichever comes first)."""
+        return self.restitution_is_public() or (self.ends_at is not None and self.ends_at <= now)
 
 
 class Team(db.Model):
@@ -105,9 +119,34 @@ class Participant(db.Model):
     pseudonym: Mapped[str] = mapped_column(String(40))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the walker answered the feedback form (to the hour): they answer once, and the
+    # answer itself does not say who gave it.
+    feedback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("participant_pseudonym_unique", "event_id", func.lower(pseudonym), unique=True),
+    )
+
+
+class Feedback(db.Model):
+    """One walker's answer to the end-of-event form, anonymous unless they chose to sign it
+    with their pseudonym. No link to the participant: see Participant.feedback_at."""
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True,
+                                          server_default=text("gen_random_uuid()"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    learnt: Mapped[str] = mapped_column(Text, default="", server_default="")
+    improve: Mapped[str] = mapped_column(Text, default="", server_default="")
+    come_again: Mapped[str] = mapped_column(String(5))
+    signature: Mapped[str | None] = mapped_column(String(40))
+    # To the hour, like participant.feedback_at, so that the times do not pair them up.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=text("date_trunc('hour', now())"))
+
+    __table_args__ = (
+        CheckConstraint("come_again IN ('yes', 'maybe', 'no')", name="feedback_come_again"),
+        CheckConstraint("char_length(learnt) <= 2000 AND char_length(improve) <= 2000",
+                        name="feedback_text_length"),
     )
 
 
@@ -165,6 +204,30 @@ class EventRevision(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
     shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SubmissionChange(db.Model):
+    """The change log of submissions, written by triggers (see the migration): +1 for each row a
+    statement inserts, -1 for each it deletes, both for an update; `txid` is the writing
+    transaction. The review map adds up the rows written since it last counted (reviewmap.py)
+    instead of counting 100,000 points again. Rows older than an hour are pruned."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    sign: Mapped[int] = mapped_column(SmallInteger)
+    preset: Mapped[str] = mapped_column(String(40))
+    status: Mapped[Status] = mapped_column(Enum(Status, name="submission_status"))
+    participant_id: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("submission_change_event_txid", "event_id", "txid"),
+        Index("submission_change_changed_at", "changed_at", postgresql_using="brin"),
+    )
 
 
 class Photo(db.Model):
@@ -240,8 +303,6 @@ class OsmElement(db.Model):
 
     __table_args__ = (
         CheckConstraint("osm_type IN ('node', 'way', 'relation')", name="osm_element_type"),
-        # Matching measures in metres on the sphere: the geography is indexed too.
-        Index("osm_element_geography", text("(geom::geography)"), postgresql_using="gist"),
     )
 
 
@@ -276,4 +337,33 @@ class Match(db.Model):
     __table_args__ = (
         CheckConstraint("outcome IN ('new', 'existing', 'update', 'ambiguous', 'duplicate')",
                         name="match_outcome"),
+    )
+
+
+class OsmCheck(db.Model):
+    """A check of an event against OpenStreetMap, run as a job (see osmcheck.py): fetch the OSM
+    data if asked, then match every submission. Organisers follow its status and step."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    # procrastinate's job id; no foreign key: procrastinate may purge its old jobs.
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="queued", server_default="queued")
+    step: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Whether it refreshes the OSM data from Overpass first ("fetch" is an SQL keyword).
+    fetch_osm: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    counts: Mapped[dict | None] = mapped_column(JSONB)
+    requested_by: Mapped[str] = mapped_column(String(300))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')",
+                        name="osm_check_status"),
+        Index("osm_check_event", "event_id", "id"),
+        # At most one check queued or running per event, even when two organisers ask at once.
+        Index("osm_check_one_active", "event_id", unique=True,
+              postgresql_where=text("status IN ('queued', 'running')")),
     )

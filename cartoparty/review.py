@@ -17,6 +17,12 @@ bp = Blueprint("review", __name__, url_prefix="/api/organise")
 SNAPSHOT = """jsonb_build_object('status', {p}status, 'review_reason', {p}review_reason,
     'tags', {p}tags, 'note', {p}note, 'lat', ST_Y({p}geom), 'lon', ST_X({p}geom),
     'duplicate_of_id', {p}duplicate_of_id, 'version', {p}version)"""
+# A submission's conflation result as in the submissions GeoJSON, and who corrected it by hand
+# (read from `match m` and the duplicate's original, `submission original`).
+OSM_MATCH = """CASE WHEN m.submission_id IS NOT NULL THEN jsonb_build_object(
+    'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id, 'osm_version', m.osm_version,
+    'distance_m', m.distance_m, 'tag_diff', m.tag_diff, 'duplicate_of', original.client_id,
+    'overridden_by', m.overridden_by) END"""
 
 # One statement for one submission or ten thousand: lock the rows, change them, write the audit.
 CHANGE = """
@@ -109,7 +115,7 @@ def _check_reason(reason):
 
 def detail_json(event, submission_id):
     """A submission with everything a reviewer needs, and its audit trail."""
-    row = db.session.execute(text("""
+    row = db.session.execute(text(f"""
         SELECT s.id, s.client_id::text AS client_id, s.preset, s.status::text AS status,
                ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note,
                s.observed_at, s.received_at, s.version, s.review_reason, s.reviewed_at,
@@ -118,10 +124,13 @@ def detail_json(event, submission_id):
                          WHERE photo.submission_id = s.id), '[]') AS photos,
                coalesce((SELECT json_agg(json_build_object('actor', a.actor, 'action', a.action,
                              'at', a.at, 'before', a.before, 'after', a.after) ORDER BY a.id)
-                         FROM audit_entry a WHERE a.submission_id = s.id), '[]') AS history
+                         FROM audit_entry a WHERE a.submission_id = s.id), '[]') AS history,
+               {OSM_MATCH} AS osm_match
         FROM submission s JOIN participant p ON p.id = s.participant_id
         LEFT JOIN team t ON t.id = p.team_id
-        WHERE s.event_id = :event_id AND s.id = :id"""),
+        LEFT JOIN match m ON m.submission_id = s.id
+        LEFT JOIN submission original ON original.id = m.duplicate_of_id
+        WHERE s.event_id = :event_id AND s.id = :id"""),  # noqa: S608  (fixed fragments only)
         {"event_id": event.id, "id": submission_id}).mappings().one_or_none()
     if row is None:
         raise NotFound("there is no such submission in this event", field="submission_id")

@@ -9,6 +9,7 @@ every value the user sends is a bound parameter."""
 import json
 import math
 import re
+import time
 from collections import OrderedDict
 from datetime import datetime
 
@@ -30,6 +31,7 @@ CELL_PIXELS = 64
 MAX_ZOOM = 22
 MAX_PER_PAGE = 200
 INTEGER = re.compile(r"[0-9]{1,9}")
+CURSOR_VALUE = re.compile(r"[0-9]{1,18}")
 NUMBER = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 # A '+' left unescaped in a query string arrives as a space: "10:00:00 02:00".
 SPACED_OFFSET = re.compile(r" ([0-9]{2}(:?[0-9]{2})?)$")
@@ -47,9 +49,11 @@ def _integer(name, default=None, low=1, high=2**31 - 1):
     return int(value)
 
 
-def read_bbox():
+def read_bbox(required=False):
     """The `bbox` parameter as (west, south, east, north) in WGS84 degrees, or None."""
     value = request.args.get("bbox")
+    if not value and required:
+        raise Invalid("bbox is required: west,south,east,north in degrees", field="bbox")
     if not value:
         return None
     parts = value.split(",")
@@ -147,31 +151,68 @@ POINTS = """
 
 # The event's filtered submissions counted on the grid of the finest clustered zoom. Cells are
 # counted from 0° on both axes, so they stay put while the map pans, and each cell of a lower
-# zoom is exactly 2 × 2 cells of the zoom above: one grid serves every zoom. Cells are `:cell`
+# zoom is exactly 2 × 2 cells of the zoom above: one grid serves every zoom. Cells are `:wide`
 # degrees of longitude wide and as high on screen as wide at the event's latitude (in Web
 # Mercator a degree of latitude is 1/cos(lat) times longer than one of longitude); per-point
 # trigonometry would cost a fifth more time for the same grid within a town.
 # The OFFSET 0 fence computes ST_X and ST_Y once per point and lets PostgreSQL hash the cells:
 # without it the planner expects as many cells as distinct points and sorts every point instead.
+# Both queries also give the snapshot they read (one row of NULL cells when there is none).
 GRID = """
-    WITH cell AS (SELECT :cell AS wide, :cell * cos(radians(ST_Y(ST_Centroid(zone)))) AS high
-                  FROM event WHERE id = :event_id)
-    SELECT floor(x / cell.wide)::bigint, floor(y / cell.high)::bigint, count(*), sum(x), sum(y),
-           count(*) FILTER (WHERE status = 'approved'), count(*) FILTER (WHERE status = 'rejected'),
-           min(cell.high)
-    FROM (SELECT ST_X(s.geom) AS x, ST_Y(s.geom) AS y, s.status FROM submission s
-          WHERE {where} OFFSET 0) AS point, cell
-    GROUP BY 1, 2
+    WITH now AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot)
+    SELECT now.snapshot, cell.* FROM now LEFT JOIN (
+        SELECT floor(x / :wide)::bigint, floor(y / :high)::bigint, count(*), sum(x), sum(y),
+               count(*) FILTER (WHERE status = 'approved'), count(*) FILTER (WHERE status = 'rejected')
+        FROM (SELECT ST_X(s.geom) AS x, ST_Y(s.geom) AS y, s.status FROM submission s
+              WHERE {where} OFFSET 0) AS point
+        GROUP BY 1, 2
+    ) AS cell ON true
 """
-REVISION = text("SELECT coalesce(sum(revision), 0) FROM event_revision WHERE event_id = :event_id")
+# What changed since the snapshot `since`, from the change log: rows written by transactions
+# that had not committed for that snapshot and have now. `txid >= xmin` lets the index find them.
+DELTA = """
+    WITH now AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot)
+    SELECT now.snapshot, cell.* FROM now LEFT JOIN (
+        SELECT floor(s.lon / :wide)::bigint, floor(s.lat / :high)::bigint, sum(s.sign),
+               sum(s.sign * s.lon), sum(s.sign * s.lat),
+               coalesce(sum(s.sign) FILTER (WHERE s.status = 'approved'), 0),
+               coalesce(sum(s.sign) FILTER (WHERE s.status = 'rejected'), 0)
+        FROM submission_change s
+        WHERE {where} AND s.txid >= pg_snapshot_xmin(CAST(:since AS pg_snapshot))::text::bigint
+          AND NOT pg_visible_in_snapshot(s.txid::text::xid8, CAST(:since AS pg_snapshot))
+        GROUP BY 1, 2
+    ) AS cell ON true
+"""
+# A request that has itself written cannot tell its own changes apart by transaction: it counts
+# anew (only tests do that: they write and read in one transaction).
+REVISION = text("SELECT coalesce(sum(revision), 0), pg_current_xact_id_if_assigned() IS NOT NULL "
+                "FROM event_revision WHERE event_id = :event_id")
+HEIGHT = text("SELECT cos(radians(ST_Y(ST_Centroid(zone)))) FROM event WHERE id = :event_id")
+RECOUNT_AFTER = 1800  # seconds; the change log keeps an hour
 
 
 class Grid:
-    """An event's filtered submissions counted per cell at GRID_ZOOM, and summed up per zoom."""
+    """An event's filtered submissions counted per cell at GRID_ZOOM, and summed up per zoom;
+    with the revision and snapshot of the database it was last brought up to date with."""
 
-    def __init__(self, rows):
-        self.cells = {0: {(x, y): counts for x, y, *counts, _ in rows}}
-        self.high = rows[0][-1] / cell_size(GRID_ZOOM) if rows else 1  # cell height / width
+    def __init__(self, high):
+        self.high = high  # a cell's height / its width, in degrees
+        self.cells = {0: {}}  # by how many zooms below GRID_ZOOM: {(x, y): [count, sum of lon,
+        self.revision = self.snapshot = None  # sum of lat, approved, rejected]}
+        self.counted_at = time.monotonic()
+
+    def add(self, rows):
+        """Add counts per GRID_ZOOM cell (negative for points gone) at every zoom known so far."""
+        for x, y, *counts in rows:
+            if x is None:
+                continue
+            for shift, cells in self.cells.items():
+                key = (x >> shift, y >> shift)  # floor division by 2**shift, negatives included
+                total = cells.setdefault(key, [0, 0.0, 0.0, 0, 0])
+                for i, value in enumerate(counts):
+                    total[i] += value
+                if total[0] <= 0:
+                    del cells[key]
 
     def at(self, zoom):
         """{(x, y): [count, sum of lon, sum of lat, approved, rejected]} for cells at `zoom`."""
@@ -179,13 +220,9 @@ class Grid:
         if shift not in self.cells:
             merged = {}
             for (x, y), counts in self.cells[0].items():
-                key = (x >> shift, y >> shift)  # floor division by 2**shift, negatives included
-                total = merged.get(key)
-                if total is None:
-                    merged[key] = list(counts)
-                else:
-                    for i, value in enumerate(counts):
-                        total[i] += value
+                total = merged.setdefault((x >> shift, y >> shift), [0, 0.0, 0.0, 0, 0])
+                for i, value in enumerate(counts):
+                    total[i] += value
             self.cells[shift] = merged
         return self.cells[shift]
 
@@ -200,26 +237,44 @@ class Grid:
                 if key[0] in columns and key[1] in rows]
 
 
-# Per worker process: the latest grid of each (event, filters), with the event's revision it
-# was counted at. Any write to the event's submissions raises the revision (see
-# models.EventRevision), so a grid is reused exactly as long as nothing changed.
+# Per worker process: the latest grid of each (event, filters). Any write to the event's
+# submissions raises its revision (models.EventRevision) and is logged (models.SubmissionChange),
+# so a grid is reused as long as nothing changed, then brought up to date with what did.
 grids = OrderedDict()
 GRIDS_KEPT = 16
 
 
-def grid(event, where, params):
-    """The grid for these filters, counted anew only when the event changed since last time."""
+def grid(event, where, params, known=None):
+    """The grid for these filters, up to date.
+
+    `known` is the latest cursor of `changes` the map has seen: a grid at least that recent
+    will do, so that while walkers keep sending points a map being panned is brought up to date
+    once per poll of the cursor, not at every request."""
     key = (event.id, where, repr(sorted(params.items())))
-    revision = db.session.scalar(REVISION, {"event_id": event.id})
     kept = grids.get(key)
-    if kept is None or kept[0] != revision:
-        rows = db.session.execute(text(GRID.format(where=where)),  # noqa: S608 (fixed fragments)
-                                  {**params, "cell": cell_size(GRID_ZOOM)}).all()
-        kept = grids[key] = (revision, Grid(rows))
-        while len(grids) > GRIDS_KEPT:
-            grids.popitem(last=False)
+    if kept is not None and known is not None and kept.revision >= known:
+        grids.move_to_end(key)
+        return kept
+    revision, writing = db.session.execute(REVISION, {"event_id": event.id}).one()
+    if kept is not None and kept.revision == revision and not writing:
+        grids.move_to_end(key)
+        return kept
+    if kept is None or writing or kept.snapshot is None \
+            or time.monotonic() - kept.counted_at > RECOUNT_AFTER:
+        kept = Grid(db.session.scalar(HEIGHT, {"event_id": event.id}))
+        query, since = GRID, None
+    else:
+        query, since = DELTA, kept.snapshot
+    wide = cell_size(GRID_ZOOM)
+    rows = db.session.execute(text(query.format(where=where)),  # noqa: S608 (fixed fragments)
+                              {**params, "wide": wide, "high": wide * kept.high, "since": since}).all()
+    kept.add(row[1:] for row in rows)
+    kept.snapshot, kept.revision, kept.counted_at = rows[0][0], revision, time.monotonic()
+    grids[key] = kept
     grids.move_to_end(key)
-    return kept[1]
+    while len(grids) > GRIDS_KEPT:
+        grids.popitem(last=False)
+    return kept
 
 
 def clusters_json(cells):
@@ -236,13 +291,14 @@ def clusters_json(cells):
 @event_organiser_required
 def map_data(event, organiser):
     """Submissions in the bbox: each point when few or zoomed in, else clusters on a grid."""
-    bbox = read_bbox()
-    if bbox is None:
-        raise Invalid("bbox is required: west,south,east,north in degrees", field="bbox")
+    bbox = read_bbox(required=True)
     zoom = _integer("zoom", low=0, high=MAX_ZOOM)
+    known = request.args.get("cursor") or None
+    if known is not None and not CURSOR_VALUE.fullmatch(known):
+        raise Invalid("cursor must be a value of the changes route", field="cursor")
     where, params = read_filters(event)
     if zoom <= GRID_ZOOM:
-        cells = grid(event, where, params).in_view(zoom, bbox)
+        cells = grid(event, where, params, known and int(known)).in_view(zoom, bbox)
         # Whole cells: an upper bound of what the view holds, exact when it is small.
         if sum(counts[0] for _, counts in cells) > POINTS_AT_MOST:
             return Response(clusters_json(cells), mimetype="application/json")

@@ -16,7 +16,18 @@ echo "cartoparty is served on http://127.0.0.1:$PORT"
 echo "  walkers join the demo event at   http://127.0.0.1:$PORT/e/demo"
 echo "  organisers review it at          http://127.0.0.1:$PORT/organise/demo"
 echo "  $demo"
-echo "  Ctrl-C stops the server; the local database keeps its data (make db-stop stops it)."
+echo "  Ctrl-C stops the server and its job worker; the local database keeps its data"
+echo "  (make db-stop stops it)."
 echo
-exec $BIN/gunicorn --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-3}" \
-  --access-logfile - --graceful-timeout 5 "cartoparty:create_app()"
+# One worker runs the background jobs (checks against OSM) beside the server. Both stop together
+# however it ends: Ctrl-C, a signal to this script, or the server exiting (a job the worker is
+# running is finished first). Both run in the background so that `wait` lets the traps run.
+$BIN/cartoparty worker &
+worker=$!
+$BIN/gunicorn --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-3}" \
+  --access-logfile - --graceful-timeout 5 "cartoparty:create_app()" &
+server=$!
+trap 'kill -TERM "$server" "$worker" 2>/dev/null || true; wait "$server" "$worker" || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+wait "$server"

@@ -1,8 +1,11 @@
 """Shared fixtures: one throwaway PostGIS database built by the migrations, each test
 rolled back (SQLAlchemy's "join a session into an external transaction" recipe)."""
 
+import json
 import os
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import flask_migrate
 import psycopg
@@ -139,3 +142,40 @@ def organiser(client, event):
     with client.session_transaction() as session:
         session["organiser_id"] = organiser.id
     return organiser
+
+
+def overpass_answer(*elements, remark=None):
+    """(status, body) of an answer in Overpass's JSON format (`[out:json]`)."""
+    body = {"version": 0.6, "generator": "Overpass API 0.7.62", "osm3s": {
+        "timestamp_osm_base": "2026-11-23T10:00:00Z", "copyright": "ODbL"}, "elements": list(elements)}
+    if remark:
+        body["remark"] = remark
+    return 200, json.dumps(body).encode()
+
+
+@pytest.fixture
+def fake_overpass(app, monkeypatch):
+    """A local Overpass that plays the (status, body) answers put in its `answers` list, one per
+    request (then 500s), and keeps the queries; the app's OVERPASS_URL points at it."""
+    answers, queries = [], []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            queries.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            status, body = answers.pop(0) if answers else (500, b"no answer scripted")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setitem(app.config, "OVERPASS_URL",
+                        [f"http://127.0.0.1:{server.server_port}/api/interpreter"])
+    monkeypatch.setitem(app.config, "OVERPASS_BACKOFF", 0)
+    yield answers, queries
+    server.shutdown()
+    server.server_close()

@@ -567,7 +567,7 @@ def test_review_list_dashboard_and_cursor_conform(client, event, organiser, walk
 # A wrong value for each query parameter the review routes document; the app must name it.
 BAD_QUERY = {"bbox": "5.9,45.55,5.94", "zoom": "23", "preset": "volcano", "status": "lost",
              "team": "red", "participant": "1.5", "since": "yesterday", "until": "2026-06-13T10:00:00",
-             "page": "0", "per_page": "201"}
+             "page": "0", "per_page": "201", "cursor": "-3"}
 
 
 def query_parameters(path):

@@ -9,6 +9,7 @@ from conftest import ZONE, make_event
 
 from cartoparty.auth import find_organiser
 from cartoparty.cli import cli
+from cartoparty.demo import SAMPLE_POINTS
 from cartoparty.extensions import db
 from cartoparty.models import Event, Organiser, Submission
 
@@ -128,7 +129,7 @@ def test_demo_loads_and_refreshes_the_demo_event(runner):
     assert set(event.presets) >= {"tree", "defibrillator", "bakery"}
     submissions = db.session.scalar(db.select(db.func.count()).select_from(Submission)
                                     .where(Submission.event_id == event.id))
-    assert submissions == 10
+    assert submissions == len(SAMPLE_POINTS)
     outside = db.session.scalar(
         db.select(db.func.count()).select_from(Submission).join(Event)
         .where(~db.func.ST_Covers(Event.zone, Submission.geom)))
@@ -143,9 +144,9 @@ def test_demo_keep_leaves_walkers_points_alone(runner):
     result = runner.invoke(cli, ["demo", "--keep"])
     assert result.exit_code == 0
     assert "kept" in result.output
-    assert db.session.scalar(db.select(db.func.count()).select_from(Submission)) == 9
+    assert db.session.scalar(db.select(db.func.count()).select_from(Submission)) == len(SAMPLE_POINTS) - 1
     runner.invoke(cli, ["demo"])
-    assert db.session.scalar(db.select(db.func.count()).select_from(Submission)) == 10
+    assert db.session.scalar(db.select(db.func.count()).select_from(Submission)) == len(SAMPLE_POINTS)
 
 
 def test_console_script_reports_an_unreachable_database_in_one_line():

@@ -1,20 +1,24 @@
 import math
+import random
 import uuid
 
 import pytest
 from conftest import make_event
+from sqlalchemy import text
 
-from cartoparty.conflate import match
+from cartoparty import conflate
+from cartoparty.conflate import clear_override, mark_new, match, override
+from cartoparty.errors import Conflict, NotFound
 from cartoparty.extensions import db
 from cartoparty.models import Match, OsmElement, Participant, Submission
 
 LAT, LON = 45.565, 5.92
 
 
-def shifted(east_m=0.0, north_m=0.0):
-    """(lat, lon) some metres east and north of the test spot."""
-    return (LAT + north_m / 111_320,
-            LON + east_m / (111_320 * math.cos(math.radians(LAT))))
+def shifted(east_m=0.0, north_m=0.0, lat=LAT, lon=LON):
+    """(lat, lon) about some metres east and north of a spot (the test spot by default)."""
+    return (lat + north_m / 111_320,
+            lon + east_m / (111_320 * math.cos(math.radians(lat))))
 
 
 @pytest.fixture
@@ -27,9 +31,9 @@ def party():
     return event, walker
 
 
-def record(party, preset="tree", tags=None, east_m=0.0, north_m=0.0, status="pending"):
+def record(party, preset="tree", tags=None, east_m=0.0, north_m=0.0, status="pending", at=(LAT, LON)):
     event, walker = party
-    lat, lon = shifted(east_m, north_m)
+    lat, lon = shifted(east_m, north_m, *at)
     submission = Submission(event_id=event.id, participant_id=walker.id, client_id=uuid.uuid4(),
                             preset=preset, geom=f"SRID=4326;POINT({lon} {lat})",
                             tags={"natural": "tree", **(tags or {})} if preset == "tree" else tags or {},
@@ -39,8 +43,8 @@ def record(party, preset="tree", tags=None, east_m=0.0, north_m=0.0, status="pen
     return submission.id
 
 
-def in_osm(party, osm_id, tags, east_m=0.0, north_m=0.0, osm_type="node"):
-    lat, lon = shifted(east_m, north_m)
+def in_osm(party, osm_id, tags, east_m=0.0, north_m=0.0, osm_type="node", at=(LAT, LON)):
+    lat, lon = shifted(east_m, north_m, *at)
     db.session.add(OsmElement(event_id=party[0].id, osm_type=osm_type, osm_id=osm_id, version=3,
                               tags=tags, geom=f"SRID=4326;POINT({lon} {lat})"))
     db.session.flush()
@@ -144,3 +148,204 @@ def test_matching_again_replaces_the_previous_results(party):
     match(party[0])
     assert result(point).outcome == "existing"
     assert db.session.scalar(db.select(db.func.count()).select_from(Match)) == 1
+
+
+def metres_between(submission_id, other_geom_sql, **params):
+    """The distance the database measures (metres on the spheroid) from a submission to a geometry."""
+    return db.session.scalar(text(f"""SELECT ST_Distance(s.geom::geography, ({other_geom_sql})::geography)
+        FROM submission s WHERE s.id = :id"""), {"id": submission_id, **params})
+
+
+@pytest.fixture
+def tree_radius(monkeypatch):
+    """Set the tree preset's match radius (metres) for the next matching."""
+    def set_radius(metres):
+        presets = dict(conflate.all_presets())
+        presets["tree"] = {**presets["tree"], "match_radius": metres}
+        monkeypatch.setattr(conflate, "all_presets", lambda: presets)
+    return set_radius
+
+
+@pytest.mark.parametrize(("beyond_m", "outcome"), [(0.0, "existing"), (1e-6, "new")])
+def test_a_feature_exactly_at_the_radius_is_near(party, tree_radius, beyond_m, outcome):
+    point = record(party)
+    in_osm(party, 7, {"natural": "tree"}, east_m=3, north_m=2)
+    distance = metres_between(point, "SELECT geom FROM osm_element WHERE osm_id = 7")
+    tree_radius(distance - beyond_m)
+    match(party[0])
+    assert result(point).outcome == outcome
+    assert result(point).distance_m == (distance if outcome == "existing" else None)
+
+
+@pytest.mark.parametrize(("beyond_m", "outcome"), [(0.0, "duplicate"), (1e-6, "new")])
+def test_a_point_exactly_at_the_radius_of_an_earlier_one_is_a_duplicate(party, tree_radius, beyond_m,
+                                                                         outcome):
+    first = record(party)
+    second = record(party, east_m=-2, north_m=3)
+    distance = metres_between(second, "SELECT geom FROM submission WHERE id = :first", first=first)
+    tree_radius(distance - beyond_m)
+    match(party[0])
+    assert result(second).outcome == outcome
+
+
+def test_a_feature_due_north_near_the_equator_just_inside_the_radius_is_found(party):
+    # A degree of latitude is shortest at the equator (110.6 km): the search box must allow for it.
+    point = record(party, at=(0.001, 10.0))
+    in_osm(party, 7, {"natural": "tree"}, at=(0.001 + 4.98 / 110_574, 10.0))
+    match(party[0])
+    assert result(point).outcome == "existing"
+    assert result(point).distance_m == pytest.approx(4.98, abs=0.01)
+
+
+@pytest.mark.parametrize("lat", [45.565, 0.0004, -33.9, 69.65])
+def test_matching_finds_exactly_the_pairs_within_the_radius_wherever_they_lie(party, lat):
+    """Features and second points around 200 points, at random distances up to twice the
+    radius and in random directions (so across grid cells), each pair far from the others:
+    near means at most the radius, as the database measures it."""
+    draw = random.Random(lat)
+    features, seconds = {}, {}
+    for n in range(200):
+        at = (lat + n // 10 * 0.005, 10.0 + n % 10 * 0.005)  # 190 m apart or more
+        preset, radius, tags = draw.choice([("tree", 5, {}), ("bench", 10, {"amenity": "bench"}),
+                                            ("pharmacy", 50, {"amenity": "pharmacy",
+                                                              "healthcare": "pharmacy"})])
+        metres, angle = 2 * radius * draw.random(), 2 * math.pi * draw.random()
+        east, north = metres * math.cos(angle), metres * math.sin(angle)
+        point = record(party, preset, tags, at=at)
+        if n % 2:
+            in_osm(party, n, {"natural": "tree"} if preset == "tree" else tags, east, north, at=at)
+            features[point] = (n, radius)
+        else:
+            seconds[record(party, preset, tags, east, north, at=at)] = (point, radius)
+    match(party[0])
+    for point, (osm_id, radius) in features.items():
+        distance = metres_between(point, "SELECT geom FROM osm_element WHERE osm_id = :n", n=osm_id)
+        assert result(point).outcome == ("existing" if distance <= radius else "new")
+    for second, (first, radius) in seconds.items():
+        distance = metres_between(second, "SELECT geom FROM submission WHERE id = :first", first=first)
+        assert result(second).outcome == ("duplicate" if distance <= radius else "new")
+        assert result(second).duplicate_of_id == (first if distance <= radius else None)
+
+
+def test_organiser_says_which_feature_a_point_is(party):
+    point = record(party, tags={"species": "Tilia cordata", "leaf_type": "broadleaved"})
+    in_osm(party, 7, {"natural": "tree", "species": "Tilia"}, east_m=1)
+    in_osm(party, 8, {"natural": "tree", "species": "Tilia", "denotation": "urban"}, east_m=12)
+    match(party[0])
+    assert result(point).osm_id == 7
+    found = override(party[0], point, "node", 8, "alice@example.org")
+    assert found == {"outcome": "update", "osm_type": "node", "osm_id": 8, "osm_version": 3,
+                     "distance_m": pytest.approx(12, abs=0.05), "duplicate_of": None,
+                     "overridden_by": "alice@example.org",
+                     "tag_diff": {"added": {"leaf_type": "broadleaved"},
+                                  "changed": {"species": ["Tilia", "Tilia cordata"]}}}
+    stored = result(point)
+    assert (stored.outcome, stored.osm_id, stored.overridden_by) == ("update", 8, "alice@example.org")
+    match(party[0])
+    assert (result(point).osm_id, result(point).overridden_by) == (8, "alice@example.org")
+
+
+def test_an_override_to_a_feature_with_the_same_tags_is_existing_and_clears_a_duplicate(party):
+    first = record(party, tags={"species": "Acer campestre"})
+    second = record(party, tags={"species": "Acer campestre"}, east_m=1)
+    in_osm(party, 7, {"natural": "tree", "species": "Acer campestre", "height": "8"}, east_m=30)
+    match(party[0])
+    assert result(second).duplicate_of_id == first
+    found = override(party[0], second, "node", 7, "alice@example.org")
+    assert (found["outcome"], found["tag_diff"]) == ("existing", {"added": {}, "changed": {}})
+    assert result(second).duplicate_of_id is None
+
+
+def test_a_feature_held_by_conflation_goes_to_the_organisers_choice(party):
+    near = record(party, tags={"species": "Tilia cordata"}, east_m=1)
+    chosen = record(party, tags={"species": "Tilia cordata"}, east_m=40)
+    in_osm(party, 7, {"natural": "tree"})
+    match(party[0])
+    assert (result(near).outcome, result(near).osm_id) == ("update", 7)
+    override(party[0], chosen, "node", 7, "alice@example.org")
+    before = result(near)
+    assert (before.outcome, before.osm_type, before.osm_id, before.osm_version, before.tag_diff) == (
+        "ambiguous", None, None, None, None)
+    match(party[0])  # and conflation does not give it back
+    assert (result(near).outcome, result(near).tag_diff) == ("ambiguous", None)
+    assert (result(chosen).osm_id, result(chosen).overridden_by) == (7, "alice@example.org")
+
+
+def test_a_feature_held_by_an_organiser_cannot_be_given_to_another_point(party):
+    first = record(party, east_m=1)
+    second = record(party, east_m=-1)
+    in_osm(party, 7, {"natural": "tree"})
+    override(party[0], first, "node", 7, "alice@example.org")
+    with pytest.raises(Conflict) as refused:
+        override(party[0], second, "node", 7, "bob@example.org")
+    assert refused.value.field == "osm_id"
+    assert (result(first).osm_id, result(first).overridden_by) == (7, "alice@example.org")
+    assert result(second) is None
+    assert override(party[0], first, "node", 7, "bob@example.org")["overridden_by"] == "bob@example.org"
+
+
+@pytest.mark.parametrize("which", ["unknown", "other event"])
+def test_overrides_of_a_point_not_in_the_event_are_not_found(party, which):
+    in_osm(party, 7, {"natural": "tree"})
+    if which == "unknown":
+        point = 10**9
+    else:
+        other = make_event("other", presets=("tree",))
+        point = record((other, party[1]))
+    for correct in (lambda: override(party[0], point, "node", 7, "alice@example.org"),
+                    lambda: mark_new(party[0], point, "alice@example.org"),
+                    lambda: clear_override(party[0], point)):
+        with pytest.raises(NotFound) as refused:
+            correct()
+        assert refused.value.field == "submission_id"
+    assert db.session.scalar(db.select(db.func.count()).select_from(Match)) == 0
+
+
+@pytest.mark.parametrize(("osm_type", "osm_id", "elsewhere"), [
+    ("node", 8, False), ("way", 7, False), ("node", 7, True), ("node", 2**63, False)])
+def test_an_override_to_a_feature_not_in_the_event_data_is_not_found(party, osm_type, osm_id, elsewhere):
+    point = record(party)
+    if elsewhere:
+        other = make_event("other", presets=("tree",))
+        in_osm((other, party[1]), 7, {"natural": "tree"})
+    else:
+        in_osm(party, 7, {"natural": "tree"})
+    match(party[0])
+    with pytest.raises(NotFound) as refused:
+        override(party[0], point, osm_type, osm_id, "alice@example.org")
+    assert refused.value.field == "osm_id"
+    assert result(point).overridden_by is None
+
+
+def test_organiser_marks_a_point_as_a_different_feature(party):
+    point = record(party)
+    in_osm(party, 7, {"natural": "tree"}, east_m=1)
+    match(party[0])
+    assert mark_new(party[0], point, "alice@example.org") == {
+        "outcome": "new", "osm_type": None, "osm_id": None, "osm_version": None, "distance_m": None,
+        "tag_diff": None, "duplicate_of": None, "overridden_by": "alice@example.org"}
+    match(party[0])
+    assert (result(point).outcome, result(point).overridden_by) == ("new", "alice@example.org")
+
+
+def test_clearing_an_override_leaves_the_point_unmatched_until_the_next_conflation(party):
+    point = record(party)
+    in_osm(party, 7, {"natural": "tree"}, east_m=1)
+    mark_new(party[0], point, "alice@example.org")
+    assert clear_override(party[0], point) is True
+    assert result(point) is None
+    assert clear_override(party[0], point) is False
+    match(party[0])
+    assert (result(point).outcome, result(point).overridden_by) == ("existing", None)
+    assert clear_override(party[0], point) is False  # conflation's own match stays
+    assert result(point).outcome == "existing"
+
+
+def test_a_point_marked_new_frees_the_feature_it_was_given(party):
+    first = record(party, east_m=1)
+    second = record(party, east_m=-1)
+    in_osm(party, 7, {"natural": "tree"})
+    override(party[0], first, "node", 7, "alice@example.org")
+    mark_new(party[0], first, "alice@example.org")
+    assert override(party[0], second, "node", 7, "bob@example.org")["osm_id"] == 7
+    assert (result(first).outcome, result(first).osm_id) == ("new", None)

@@ -1,9 +1,8 @@
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import astuple
+from datetime import UTC, datetime
 
 import pytest
-from conftest import a_submission
+from conftest import a_submission, overpass_answer
 
 from cartoparty import osm
 from cartoparty.cli import cli
@@ -18,41 +17,6 @@ FAR_AWAY = {"type": "node", "id": 102, "lat": 45.58, "lon": 5.95, "version": 1,
 BUILDING = {"type": "way", "id": 201, "center": {"lat": 45.566, "lon": 5.921}, "version": 2,
             "timestamp": "2023-01-01T00:00:00Z", "nodes": [1, 2, 3, 1],
             "tags": {"amenity": "bench"}}
-
-
-def overpass_answer(*elements, remark=None):
-    """An answer in Overpass's JSON format (`[out:json]`)."""
-    body = {"version": 0.6, "generator": "Overpass API 0.7.62", "osm3s": {
-        "timestamp_osm_base": "2026-11-23T10:00:00Z", "copyright": "ODbL"}, "elements": list(elements)}
-    if remark:
-        body["remark"] = remark
-    return 200, json.dumps(body).encode()
-
-
-@pytest.fixture
-def fake_overpass(app, monkeypatch):
-    """A local Overpass that plays the answers put in its `answers` list, one per request."""
-    answers, queries = [], []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            queries.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
-            status, body = answers.pop(0) if answers else (500, b"no answer scripted")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setitem(app.config, "OVERPASS_URL", [f"http://127.0.0.1:{server.server_port}/api/interpreter"])
-    monkeypatch.setitem(app.config, "OVERPASS_BACKOFF", 0)
-    yield answers, queries
-    server.shutdown()
-    server.server_close()
 
 
 def stored(event):
@@ -127,10 +91,30 @@ def test_cli_fetch_then_conflate_gives_each_point_its_match(runner, client, walk
     assert match["duplicate_of"] is None
 
 
+def test_store_keeps_each_feature_as_given(event):
+    when = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+    tags = {"name": "Fontaine « Sainte-Claire »", "amenity": "drinking_water", "note": "a\tb\nc\\d"}
+    kept = [Element("node", 2**40, 7, when, tags, 45.5650001, 5.9200001),
+            Element("way", 3, None, None, {}, 45.566, 5.921),
+            Element("relation", 4, 1, when, {"amenity": "bench"}, 45.56, 5.915)]  # on the zone's edge
+    outside = Element("node", 5, 1, when, {"natural": "tree"}, 45.58, 5.95)
+    assert osm.store(event, [*kept, outside], "test") == 3
+    rows = db.session.execute(db.select(
+        OsmElement.osm_type, OsmElement.osm_id, OsmElement.version, OsmElement.timestamp, OsmElement.tags,
+        db.func.ST_Y(OsmElement.geom), db.func.ST_X(OsmElement.geom), db.func.ST_SRID(OsmElement.geom))
+        .where(OsmElement.event_id == event.id).order_by(OsmElement.osm_id)).all()
+    assert [tuple(row) for row in rows] == [(*astuple(element), 4326) for element in
+                                            sorted(kept, key=lambda element: element.osm_id)]
+    assert db.session.get(OsmSnapshot, event.id).element_count == 3
+
+
 def test_store_replaces_the_previous_snapshot(event):
     osm.store(event, [Element("node", 1, 1, None, {"natural": "tree"}, 45.565, 5.92)], "test")
     osm.store(event, [Element("node", 2, 1, None, {"natural": "tree"}, 45.566, 5.921)], "test")
     assert stored(event) == [2]
+    assert osm.store(event, [], "test") == 0
+    assert stored(event) == []
+    assert db.session.get(OsmSnapshot, event.id).element_count == 0
 
 
 def write_extract(path, nodes):

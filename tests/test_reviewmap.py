@@ -8,6 +8,7 @@ import pytest
 from conftest import join, make_event, make_organiser
 from sqlalchemy import text
 
+from cartoparty import reviewmap
 from cartoparty.extensions import db
 from cartoparty.models import Participant, Photo, Team, hash_token
 from cartoparty.reviewmap import cell_size
@@ -105,7 +106,8 @@ def test_a_cluster_sits_at_the_mean_of_its_points(client, event, organiser):
 def clustered_counts(client, **params):
     body = get(client, "map", **EVERYWHERE, **params).json
     assert body["mode"] == "clusters"
-    return {status: sum(c[status] for c in body["clusters"]) for status in ("pending", "approved", "rejected")}
+    return {status: sum(c[status] for c in body["clusters"])
+            for status in ("pending", "approved", "rejected")}
 
 
 def test_clusters_follow_every_change_at_once(client, event, organiser):
@@ -122,6 +124,31 @@ def test_clusters_follow_every_change_at_once(client, event, organiser):
     db.session.execute(text("DELETE FROM submission WHERE status = 'approved'"))
     db.session.commit()
     assert clustered_counts(client) == {"pending": 1500, "approved": 0, "rejected": 1}
+
+
+def test_a_map_that_knows_the_cursor_is_recounted_once_it_sees_a_new_one(client, event, organiser):
+    someone = a_walker(event)
+    add_points(event, someone, 1501)
+    seen = cursor(client)
+    assert get(client, "map", cursor=seen, **EVERYWHERE).json["total"] == 1501
+    add_points(event, someone, 1)
+    # Panning before the next poll of the cursor: the clusters counted at `seen` still do...
+    assert get(client, "map", cursor=seen, **EVERYWHERE).json["total"] == 1501
+    # ...until the map has seen the new cursor; without one, clusters are always as of now.
+    assert get(client, "map", cursor=cursor(client), **EVERYWHERE).json["total"] == 1502
+    assert get(client, "map", **EVERYWHERE).json["total"] == 1502
+
+
+def test_a_cursor_from_the_future_gets_the_latest_clusters(client, event, organiser):
+    add_points(event, a_walker(event), 1501)
+    assert get(client, "map", cursor="999999999999", **EVERYWHERE).json["total"] == 1501
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "1" * 19, "12 ", "0x10"])
+def test_a_cursor_that_is_not_one_is_refused(client, event, organiser, value):
+    response = get(client, "map", cursor=value, **EVERYWHERE)
+    assert response.status_code == 422
+    assert response.json["field"] == "cursor"
 
 
 def test_clusters_of_a_moved_point_move_with_it(client, event, organiser):
@@ -397,3 +424,90 @@ def test_bad_parameter_is_422_naming_it(client, organiser, route, params, field)
     response = get(client, route, **params)
     assert response.status_code == 422
     assert response.json["field"] == field
+
+
+# ---- Bringing a kept grid up to date, with the writes committed as walkers' are --------------
+
+@pytest.fixture
+def live(app, client):
+    """The event "live", its organiser signed in on `client` and a walker, all committed (the
+    change log tells transactions apart); deleted afterwards."""
+    event = make_event("live")
+    organiser = make_organiser("live@example.org", events=[event])
+    with client.session_transaction() as session:
+        session["organiser_id"] = organiser.id
+    walker = a_walker(event)
+    yield event, walker
+    db.session.rollback()
+    db.session.execute(text("DELETE FROM submission_change WHERE event_id = :id"), {"id": event.id})
+    db.session.execute(text("DELETE FROM event WHERE id = :id"), {"id": event.id})
+    db.session.execute(text("DELETE FROM organiser WHERE id = :id"), {"id": organiser.id})
+    db.session.commit()
+
+
+def live_clusters(client, **params):
+    body = client.get("/api/organise/live/map", query_string={**EVERYWHERE, **params}).json
+    assert body["mode"] == "clusters"
+    return sorted((c["lon"], c["lat"], c["count"], c["pending"], c["approved"], c["rejected"])
+                  for c in body["clusters"])
+
+
+def kept_grids(event):
+    return [kept for key, kept in reviewmap.grids.items() if key[0] == event.id]
+
+
+@pytest.mark.commits
+def test_a_kept_grid_is_brought_up_to_date_with_what_changed(client, live):
+    event, walker = live
+    (west, south), (east, north), far = (middle_of_cell(lon, lat, 14) for lon, lat in (
+        (5.917, 45.562), (5.927, 45.567), (5.935, 45.575)))
+    add_points(event, walker, 1501, lon=west, lat=south)
+    live_clusters(client)
+    [kept] = kept_grids(event)
+    add_points(event, walker, 30, lon=east, lat=north, status="approved")
+    db.session.execute(text("UPDATE submission SET status = 'rejected' WHERE id IN "
+                            "(SELECT id FROM submission WHERE event_id = :id ORDER BY id LIMIT 5)"),
+                       {"id": event.id})
+    db.session.execute(text("UPDATE submission SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "
+                            "WHERE id IN (SELECT id FROM submission WHERE event_id = :id "
+                            "ORDER BY id DESC LIMIT 3)"), {"id": event.id, "lon": far[0], "lat": far[1]})
+    db.session.execute(text("DELETE FROM submission WHERE id IN (SELECT id FROM submission "
+                            "WHERE event_id = :id AND status = 'pending' ORDER BY id LIMIT 10)"),
+                       {"id": event.id})
+    db.session.commit()
+    updated = live_clusters(client)
+    assert kept_grids(event) == [kept]  # the same grid, brought up to date
+    counts = [(count, pending, approved, rejected) for *_, count, pending, approved, rejected in updated]
+    assert sorted(counts) == [(3, 0, 3, 0), (27, 0, 27, 0), (1491, 1486, 0, 5)]
+    reviewmap.grids.clear()
+    recounted = live_clusters(client)
+    assert [c[2:] for c in recounted] == [c[2:] for c in updated]  # as a recount says...
+    assert [v for c in recounted for v in c[:2]] == pytest.approx([v for c in updated for v in c[:2]],
+                                                                  abs=2e-7)
+
+
+@pytest.mark.commits
+def test_a_write_committed_after_the_count_began_is_not_missed(app, client, live):
+    event, walker = live
+    add_points(event, walker, 1501)
+    slow = db.engine.connect()  # a walker's request, still running while the map is counted
+    slow.execute(ADD_POINTS, {
+        "event_id": event.id, "participant_id": walker.id, "count": 1, "lon": 5.935, "lat": 45.575,
+        "step": 0, "preset": "tree", "status": "pending", "received_at": NOON, "note": ""})
+    assert sum(c[2] for c in live_clusters(client)) == 1501
+    slow.commit()
+    slow.close()
+    assert sum(c[2] for c in live_clusters(client)) == 1502
+    assert len(kept_grids(event)) == 1
+
+
+@pytest.mark.commits
+def test_filters_apply_to_what_changed_too(client, live):
+    event, walker = live
+    add_points(event, walker, 1600, preset="tree")
+    add_points(event, walker, 1600, preset="bench", lon=5.925)
+    assert sum(c[2] for c in live_clusters(client, preset="bench")) == 1600
+    add_points(event, walker, 7, preset="bench", lon=5.925)
+    add_points(event, walker, 9, preset="tree")
+    assert sum(c[2] for c in live_clusters(client, preset="bench")) == 1607
+    assert sum(c[2] for c in live_clusters(client, status="pending")) == 3216

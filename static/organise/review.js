@@ -3,6 +3,7 @@
 // updated live while walkers send points.
 /* global L */
 import { buildForm, element } from "../walker/form.js";
+import { createOsm } from "./review-osm.js";
 
 const root = document.getElementById("review");
 const state = JSON.parse(root.dataset.state);
@@ -59,11 +60,16 @@ const zone = L.geoJSON(event.zone, { style: { color: "#0b5d1e", weight: 2, fillO
 map.fitBounds(zone.getBounds());
 const layer = L.layerGroup().addTo(map);
 let moving = null;
+const osm = createOsm({
+  map, base, call, t, lang, bbox, onChange: () => refresh(),
+  onDetail: (detail, message) => { selected = detail; showDetail(message); },
+});
 
 async function loadMap() {
   const params = filters();
   params.set("bbox", bbox());
   params.set("zoom", String(map.getZoom()));
+  if (cursor !== null) params.set("cursor", cursor);
   const data = await call("GET", `${base}/map?${params}`);
   layer.clearLayers();
   for (const cluster of data.clusters) {
@@ -129,7 +135,8 @@ async function loadDashboard() {
 
 async function refresh() {
   try {
-    await Promise.all([loadMap(), loadList(), $("#dashboard-panel").hidden ? null : loadDashboard()]);
+    await Promise.all([loadMap(), loadList(), osm.loadLayer(),
+      $("#dashboard-panel").hidden ? null : loadDashboard()]);
   } catch (error) {
     $("#live").textContent = error.message;
   }
@@ -176,11 +183,19 @@ function showDetail(message = "") {
       button(`${t("walker_points")} ${s.pseudonym}`, () => filterParticipant(s.participant_id, s.pseudonym)),
       button(t("close"), closeDetail)),
     element("div", { id: "editor" }),
+    osm.matchSection(s),
     element("details", {}, element("summary", { text: `${t("history")} (${s.history.length})` }),
       element("ol", { class: "history" }, ...s.history.map((entry) => element("li", {
-        text: `${new Date(entry.at).toLocaleString(lang)} — ${entry.actor} — ${entry.action}: ${entry.before.status} → ${entry.after.status}`,
+        text: `${new Date(entry.at).toLocaleString(lang)} — ${entry.actor} — ${entry.action}: ${historyChange(entry)}`,
       })))));
   panel.hidden = false;
+}
+
+// A match correction changes the OSM match, not the point: show what the match was and became.
+function historyChange(entry) {
+  const outcome = (match) => (match ? t(`outcome_${match.outcome}`) : "—");
+  return "osm_match" in entry.after ? `${outcome(entry.before.osm_match)} → ${outcome(entry.after.osm_match)}`
+    : `${entry.before.status} → ${entry.after.status}`;
 }
 
 function filterParticipant(id, pseudonym) {
@@ -197,6 +212,7 @@ function closeDetail() {
   selected = null;
   mergeFrom = null;
   $("#detail").hidden = true;
+  osm.clearChoices();
   if (moving) { map.removeLayer(moving); moving = null; }
   loadMap();
 }
@@ -290,12 +306,15 @@ document.addEventListener("keydown", (pressed) => {
   }
 });
 
-for (const [tab, panel] of [["#tab-list", "#list-panel"], ["#tab-dashboard", "#dashboard-panel"]]) {
+const TABS = [["#tab-list", "#list-panel"], ["#tab-dashboard", "#dashboard-panel"], ["#tab-osm", "#osm-panel"]];
+for (const [tab] of TABS) {
   $(tab).addEventListener("click", () => {
-    for (const [other, otherPanel] of [["#tab-list", "#list-panel"], ["#tab-dashboard", "#dashboard-panel"]]) {
+    for (const [other, otherPanel] of TABS) {
       $(other).setAttribute("aria-selected", String(other === tab));
       $(otherPanel).hidden = other !== tab;
     }
+    if (tab === "#tab-osm") osm.loadPanel();
+    else osm.stop();
     refresh();
   });
 }
@@ -307,11 +326,13 @@ $("#next-page").addEventListener("click", () => { page += 1; loadList(); });
 async function poll() {
   try {
     const { cursor: now } = await call("GET", `${base}/changes`);
-    if (cursor !== null && now !== cursor) {
+    const changed = cursor !== null && now !== cursor;
+    cursor = now; // before refreshing: the map asks for clusters at least this recent
+    if (changed) {
       $("#live").textContent = `${t("updated")} ${new Date().toLocaleTimeString(lang)}`;
       await refresh();
+      if (!$("#osm-panel").hidden) osm.loadPanel();
     }
-    cursor = now;
   } catch {
     // a missed poll is retried at the next one
   }

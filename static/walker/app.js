@@ -104,7 +104,7 @@ async function loadServerPoints() {
 function rejoin() {
   localStorage.removeItem(tokenKey);
   token = null;
-  $("#status").textContent = t("rejoin");
+  $("#join-error").textContent = t("rejoin");
   showJoin();
 }
 
@@ -245,6 +245,70 @@ function toast(text) {
   toast.timer = setTimeout(() => { node.hidden = true; }, 2500);
 }
 
+// ---- Feedback at the end of the event --------------------------------------------------
+
+const feedbackUrl = `/api/events/${encodeURIComponent(slug)}/feedback`;
+
+// The server says when to ask (the event is over, or its restitution is out) and whether
+// this walker already answered.
+async function offerFeedback() {
+  let answer;
+  try {
+    const response = await api("GET", feedbackUrl);
+    if (!response.ok) return;
+    answer = await response.json();
+  } catch {
+    return; // offline: asked again when the app comes back
+  }
+  const link = $("#restitution-link");
+  link.hidden = !answer.restitution_url;
+  if (answer.restitution_url) link.href = answer.restitution_url;
+  const banner = $("#feedback-banner");
+  banner.dataset.state = answer.answered ? "answered" : answer.open ? "open" : "closed";
+  banner.hidden = banner.dataset.state !== "open" || !$("#feedback-sheet").hidden;
+}
+
+function openFeedback() {
+  if (draft) closeSheet();
+  $("#feedback-banner").hidden = true;
+  $("#feedback-error").textContent = "";
+  $("#feedback-sheet").hidden = false;
+  $("#add").hidden = true;
+}
+
+function closeFeedback(answered) {
+  $("#feedback-sheet").hidden = true;
+  $("#add").hidden = false;
+  if (!answered) offerFeedback();
+}
+
+async function sendFeedback() {
+  const error = $("#feedback-error");
+  error.textContent = "";
+  const comeAgain = document.querySelector('input[name="come_again"]:checked');
+  if (!comeAgain) {
+    error.textContent = t("fb_choose_come_again");
+    return;
+  }
+  let response;
+  try {
+    response = await api("POST", feedbackUrl, { learnt: $("#fb-learnt").value,
+      improve: $("#fb-improve").value, come_again: comeAgain.value, sign: $("#fb-sign").checked });
+  } catch {
+    error.textContent = t("fb_offline");
+    return;
+  }
+  if (response.status === 401) return rejoin();
+  // 409: this walker had already answered (from another tab, say): nothing is lost.
+  if (response.status === 201 || response.status === 409) {
+    closeFeedback(true);
+    toast(t("fb_thanks"));
+    return;
+  }
+  const answer = await response.json().catch(() => ({}));
+  error.textContent = answer.error || t("fb_failed");
+}
+
 // ---- Start -----------------------------------------------------------------------------
 
 function showWalk() {
@@ -267,6 +331,9 @@ function showWalk() {
   $("#cancel").addEventListener("click", closeSheet);
   $("#save").addEventListener("click", save);
   $("#photo").addEventListener("change", (changed) => addPhoto(changed.target));
+  $("#feedback-open").addEventListener("click", openFeedback);
+  $("#feedback-cancel").addEventListener("click", () => closeFeedback(false));
+  $("#feedback-send").addEventListener("click", sendFeedback);
   map.on("click", (clicked) => { if (draft) { draft.marker.setLatLng(clicked.latlng); draft.moved = true; } });
   outbox.onChange((records, detail = {}) => {
     if (detail.unauthorised) return rejoin();
@@ -276,9 +343,12 @@ function showWalk() {
   outbox.all().then(render);
   outbox.flush(true);
   loadServerPoints();
+  offerFeedback();
   window.addEventListener("online", () => outbox.flush(true));
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") outbox.flush(true);
+    if (document.visibilityState !== "visible") return;
+    outbox.flush(true);
+    offerFeedback();
   });
   setInterval(() => outbox.flush(), 10000);
 }

@@ -1,19 +1,11 @@
 // The public map of events: one marker per listed event, its popup leading to the event's
 // join page or its restitution. Names are set as text, never as HTML.
 /* global L */
+import { element } from "../walker/form.js";
+
 const container = document.getElementById("events-map");
 const state = JSON.parse(container.dataset.state);
 const t = (key) => state.messages[key] ?? key;
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value;
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function popup(event) {
   const links = [];

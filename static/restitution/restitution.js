@@ -1,20 +1,12 @@
 // The restitution page's map: the event's zone and its approved points, with a popup each.
 // Everything walkers typed is set as text, never as HTML.
 /* global L */
+import { element } from "../walker/form.js";
+
 const MANY = 800;
 
 const container = document.getElementById("map");
 const state = JSON.parse(container.dataset.state);
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value;
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function popup(point) {
   const preset = state.presets[point.preset] || { icon: "•", name: point.preset, fields: {} };

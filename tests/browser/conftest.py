@@ -271,3 +271,12 @@ def db_rows(app, sql, **params):
     `db_rows(app, "SELECT pseudonym FROM participant WHERE event_id = :id", id=event.id)`."""
     with app.app_context():
         return db.session.execute(text(sql), params).all()
+
+
+def sign_in(page, target, email, password):
+    """Open `target` signed out, sign in on the page it leads to (in French), and land back on it."""
+    page.goto(target)
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.get_by_label("Mot de passe").fill(password)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(f"**{target}")

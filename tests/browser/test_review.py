@@ -9,7 +9,7 @@ from cartoparty.auth import hash_password
 from cartoparty.extensions import db
 from cartoparty.models import Event, Organiser
 
-from .conftest import db_rows
+from .conftest import db_rows, sign_in
 
 EMAIL, PASSWORD = "alice@example.org", "correct horse"
 
@@ -28,14 +28,6 @@ def organiser_of_walk(app, committed_event):
         db.session.commit()
 
 
-def sign_in(page, target):
-    page.goto(target)
-    page.get_by_label("Adresse e-mail").fill(EMAIL)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"**{target}")
-
-
 def walker_sends(page, token, species, lat=45.565, lon=5.92):
     """A walker's phone posting a tree through the API."""
     response = page.request.post("/api/events/walk/submissions", headers={
@@ -52,7 +44,7 @@ def join(page, pseudonym="Camille"):
 
 
 def test_organiser_draws_a_zone_for_a_new_event(app, desk, organiser_of_walk):
-    sign_in(desk, "/organise/new")
+    sign_in(desk, "/organise/new", EMAIL, PASSWORD)
     desk.get_by_label("Nom", exact=True).fill("Quartier dessiné")
     desk.get_by_label("Adresse courte").fill("drawn")
     zone_map = desk.locator("#zone-map")
@@ -73,7 +65,7 @@ def test_organiser_reviews_points_and_sees_new_ones_arrive(app, desk, organiser_
     token = join(desk)
     for species in ("Tilia cordata", "Acer campestre", "Quercus robur"):
         walker_sends(desk, token, species, lon=5.92 + len(species) * 1e-5)
-    sign_in(desk, "/organise/walk")
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
     items = desk.locator("#list .item")
     expect(items).to_have_count(3)
 

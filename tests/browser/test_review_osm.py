@@ -14,7 +14,7 @@ from cartoparty.auth import hash_password
 from cartoparty.extensions import db
 from cartoparty.models import Event, Match, Organiser, OsmElement, OsmSnapshot, Participant, Submission
 
-from .conftest import db_rows
+from .conftest import db_rows, sign_in
 
 EMAIL, PASSWORD = "osm-organiser@example.org", "correct horse"
 HOSTILE = '<img src=x onerror="window.pwned=1">'
@@ -75,14 +75,6 @@ def checked_event(app, committed_event):
         db.session.commit()
 
 
-def sign_in(page, target):
-    page.goto(target)
-    page.get_by_label("Adresse e-mail").fill(EMAIL)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"**{target}")
-
-
 def match_row(app, submission_id):
     [row] = db_rows(app, "SELECT outcome, osm_id, overridden_by FROM match WHERE submission_id = :id",
                     id=submission_id)
@@ -90,7 +82,7 @@ def match_row(app, submission_id):
 
 
 def test_organiser_sees_the_osm_check_and_its_figures(app, desk, checked_event):
-    sign_in(desk, "/organise/walk")
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
     desk.get_by_role("tab", name="OSM").click()
     panel = desk.locator("#osm-panel")
     expect(panel).to_contain_text("file survey.osm")
@@ -116,7 +108,7 @@ def test_organiser_sees_the_osm_check_and_its_figures(app, desk, checked_event):
 
 
 def test_organiser_sees_the_osm_layer_and_corrects_a_match(app, desk, checked_event):
-    sign_in(desk, "/organise/walk")
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
     expect(desk.locator("#list .item")).to_have_count(2)
     desk.get_by_label("Données OSM").check()
     zoom_in = desk.get_by_role("button", name="Zoom in")
@@ -188,7 +180,7 @@ def test_organiser_is_told_why_osm_cannot_be_fetched_again_yet(app, desk, checke
         snapshot.source = "overpass http://127.0.0.1:9/api/interpreter"
         snapshot.last_error, snapshot.last_error_at = f"Overpass answered {HOSTILE}", datetime.now(UTC)
         db.session.commit()
-    sign_in(desk, "/organise/walk")
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
     desk.get_by_role("tab", name="OSM").click()
     panel = desk.locator("#osm-panel")
     expect(panel.locator(".osm-snapshot .error")).to_contain_text(f"Overpass answered {HOSTILE}")

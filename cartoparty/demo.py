@@ -39,8 +39,11 @@ SAMPLE_POINTS = [
     ("bench", {"backrest": "yes", "material": "wood"}, Status.approved,
      (5.9327131, 45.5666418)),  # OSM bench 3415730562, no backrest or material yet
     ("bench", {"backrest": "no"}, Status.rejected, None),
-    ("defibrillator", {"indoor": "yes", "defibrillator:location": "Dans le hall, à gauche"},
-     Status.pending, None),
+    # What a walker can read on the spot; the phone number is one reserved for fiction.
+    ("defibrillator", {"indoor": "yes", "defibrillator:location": "Dans le hall, à gauche",
+                       "level": "0", "access": "yes", "opening_hours": "Mo-Fr 08:00-18:00",
+                       "phone": "+33 1 99 00 12 34", "operator": "Ville de Chambéry"},
+     Status.approved, None),
     ("pharmacy", {"name": "Pharmacie du Faubourg", "dispensing": "yes"}, Status.approved,
      (5.9313298, 45.5661877)),  # OSM pharmacy 1191146770, the same tags
     ("recycling", {"operator": "Grand Chambéry"}, Status.pending,

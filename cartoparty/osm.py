@@ -83,14 +83,20 @@ def record_failure(event, message):
     record.last_error, record.last_error_at = message[:2000], datetime.now(UTC)
 
 
+def refuse_if_too_soon(event):
+    """Raise TooSoon when Overpass was asked for this event less than MIN_INTERVAL ago."""
+    record = db.session.get(OsmSnapshot, event.id)
+    if record and record.fetched_at and record.source.startswith("overpass"):
+        wait = MIN_INTERVAL - (datetime.now(UTC) - record.fetched_at)
+        if wait > timedelta(0):
+            raise TooSoon(f"OSM data was fetched less than {MIN_INTERVAL.seconds // 60} minutes ago; "
+                          f"try again in {int(wait.total_seconds()) + 1} s or force it")
+
+
 def refresh_from_overpass(event, force=False):
     """Fetch the event's features from Overpass (tile by tile for large zones) and store them."""
-    record = db.session.get(OsmSnapshot, event.id)
-    if not force and record and record.fetched_at and record.source.startswith("overpass") \
-            and datetime.now(UTC) - record.fetched_at < MIN_INTERVAL:
-        wait = MIN_INTERVAL - (datetime.now(UTC) - record.fetched_at)
-        raise TooSoon(f"OSM data was fetched less than {MIN_INTERVAL.seconds // 60} minutes ago; "
-                      f"try again in {int(wait.total_seconds()) + 1} s or force it")
+    if not force:
+        refuse_if_too_soon(event)
     config = current_app.config
     try:
         results = [overpass.fetch(tile, tag_sets(event), config["OVERPASS_URL"],

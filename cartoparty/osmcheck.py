@@ -41,17 +41,6 @@ def has_osm_data(event):
                              .where(OsmSnapshot.event_id == event.id)) or False
 
 
-def refuse_if_too_soon(event):
-    """The minimum interval between Overpass refreshes (osm.refresh_from_overpass applies it
-    again in the job), checked when the check is asked for rather than minutes later."""
-    record = db.session.get(OsmSnapshot, event.id)
-    if record and record.fetched_at and record.source.startswith("overpass"):
-        wait = osm.MIN_INTERVAL - (datetime.now(UTC) - record.fetched_at)
-        if wait > timedelta(0):
-            raise osm.TooSoon(f"OSM data was fetched less than {osm.MIN_INTERVAL.seconds // 60} "
-                              f"minutes ago; try again in {int(wait.total_seconds()) + 1} s or force it")
-
-
 def active_check(event):
     """The event's check that is queued or running, or None."""
     return db.session.scalar(db.select(OsmCheck).where(OsmCheck.event_id == event.id,
@@ -65,7 +54,8 @@ def request_check(event, requested_by, fetch=True, force=False):
     if (check := active_check(event)) is not None:
         return check, False
     if fetch and not force:
-        refuse_if_too_soon(event)
+        # checked when the check is asked for rather than minutes later, in the job
+        osm.refuse_if_too_soon(event)
     if not fetch and not has_osm_data(event):
         raise NoOsmData("there is no OSM data for this event yet: check with a fetch first",
                         field="fetch")

@@ -11,6 +11,7 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import frictionless
 import numpy as np
 import pyogrio
 import pyogrio.raw
@@ -278,7 +279,6 @@ def assert_dae_rule(field, value):
 
 
 def frictionless_errors(path):
-    frictionless = pytest.importorskip("frictionless")
     if not DAE_SCHEMA.is_file():
         pytest.skip("../shared/data/fr_opendata/schemas/schema-dae is not here")
     schema = frictionless.Schema.from_descriptor(json.loads(DAE_SCHEMA.read_text(encoding="utf-8")))

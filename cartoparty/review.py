@@ -167,7 +167,7 @@ def decide_one(event, organiser, submission_id, decision):
 def decide_many(event, organiser):
     body = json_body()
     refuse_unknown_fields(body, {"action", "items", "reason"})
-    if body.get("action") not in DECISIONS:
+    if not isinstance(body.get("action"), str) or body["action"] not in DECISIONS:
         raise Invalid("action is approve or reject", field="action")
     items = body.get("items")
     if not isinstance(items, list) or not items or len(items) > 5000 or not all(

@@ -118,6 +118,8 @@ def test_bulk_approval_skips_what_changed_meanwhile(client, organiser, points):
     ("/submissions/{id}/reject", {"version": 1, "reason": "x" * 501}, "reason"),
     ("/submissions/{id}/approve", {"version": 1, "colour": "red"}, "colour"),
     ("/review/bulk", {"action": "delete", "items": [{"id": 1, "version": 1}]}, "action"),
+    ("/review/bulk", {"action": {}, "items": [{"id": 1, "version": 1}]}, "action"),  # found by schemathesis
+    ("/review/bulk", {"action": ["approve"], "items": [{"id": 1, "version": 1}]}, "action"),
     ("/review/bulk", {"action": "approve", "items": []}, "items"),
     ("/review/bulk", {"action": "approve", "items": [{"id": "1", "version": 1}]}, "items"),
     ("/submissions/{id}/merge", {"version": 1, "duplicate": "{id}"}, "duplicate"),

@@ -109,6 +109,18 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
 
   const named = (key) => (t(`outcome_${key}`) === `outcome_${key}` ? key : t(`outcome_${key}`));
 
+  // The worker writes its steps in English, the API's language; the page says them in its own.
+  const STEPS = [[/^starting$/, "osm_step_starting"], [/^fetching OSM data$/, "osm_step_fetching"],
+    [/^matching ([\d,]+) submissions?$/, "osm_step_matching"], [/^matched ([\d,]+) submissions?$/, "osm_step_matched"]];
+
+  function stepText(step) {
+    for (const [pattern, key] of STEPS) {
+      const found = step.match(pattern);
+      if (found) return t(key).replace("{n}", (found[1] || "").replaceAll(",", "\u202f"));
+    }
+    return step;
+  }
+
   function checkBlock(check) {
     if (!check) return "";
     const counts = check.counts && typeof check.counts === "object"
@@ -116,7 +128,7 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
     return element("div", { class: `osm-check ${check.status}`, id: "osm-check" },
       element("p", {}, element("strong", { text: `${t("osm_latest_check")} ` }),
         element("span", { class: "check-status", text: t(`check_${check.status}`) }),
-        check.step ? element("span", { class: "hint", text: ` — ${check.step}` }) : ""),
+        check.step ? element("span", { class: "hint", text: ` — ${stepText(check.step)}` }) : ""),
       element("p", { class: "hint", text: `${check.fetch ? t("osm_check") : t("osm_rematch")} · ${
         t("osm_requested_by")} ${check.requested_by || "—"} · ${when(check.queued_at)}${
         check.finished_at ? ` → ${when(check.finished_at)}` : ""}` }),

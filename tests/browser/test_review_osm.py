@@ -102,7 +102,7 @@ def test_organiser_sees_the_osm_check_and_its_figures(app, desk, checked_event):
     assert not worker.is_alive()
     # The page follows the check until it ends, without a reload.
     expect(panel.locator("#osm-check")).to_contain_text("Terminée", timeout=15_000)
-    expect(panel.locator("#osm-check")).to_contain_text("matched 2 submissions")
+    expect(panel.locator("#osm-check")).to_contain_text("2 points comparés")
     expect(panel.get_by_role("button", name="Vérifier avec OSM")).to_be_enabled()
     expect(panel.locator('[data-outcome="update"] td')).to_have_text("1")
 

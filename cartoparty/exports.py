@@ -363,6 +363,8 @@ class Format(NamedTuple):
     licence_inside: bool  # the file itself states its licence
 
 
+# Media types as registered with IANA; a GeoPackage file is an SQLite container, hence its name
+# (the app's own database is PostGIS, always).
 FORMATS = {
     "geojson": Format(write_geojson, ".geojson", "application/geo+json", True, True),
     "csv": Format(write_csv, ".csv", "text/csv; charset=utf-8", True, False),

@@ -5,7 +5,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -67,8 +69,44 @@ def start_gunicorn(url, port, workers, slug, threads=1):
         raise
 
 
+@contextmanager
+def throwaway_database(prefix):
+    """(server URL, name) of a database for the bench to create, on the project-local cluster
+    unless DATABASE_URL is set; dropped at the end, whatever happens."""
+    from cartoparty import config, localdb
+
+    if not os.environ.get("DATABASE_URL"):
+        localdb.ensure_running()
+    base_url, name = config.database_url(), f"cartoparty_bench_{prefix}_{os.getpid()}"
+    try:
+        yield base_url, name
+    finally:
+        drop_database(base_url, name)
+
+
+@contextmanager
+def serving(url, port, workers, slug, threads=1):
+    """gunicorn serving the app (see start_gunicorn), stopped at the end whatever happens."""
+    server = start_gunicorn(url, port, workers, slug, threads)
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+def run(main):
+    """Run a bench's main(); Ctrl-C ends it with status 130 (its databases dropped)."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
 def stop(server):
-    """Stop gunicorn gracefully, or kill it after 10 s."""
+    """Stop gunicorn gracefully, or kill it after 10 s; nothing if it has stopped already."""
+    if server.poll() is not None:
+        return
     server.send_signal(signal.SIGTERM)
     try:
         server.wait(10)

@@ -25,12 +25,12 @@ from pathlib import Path
 import psycopg
 import requests
 from common import create_database as new_database
-from common import drop_database, dsn, free_port, start_gunicorn, stop
+from common import dsn, free_port, machine, run, serving, throwaway_database
 from psycopg.types.json import Jsonb
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
-from cartoparty import config, create_app, localdb  # noqa: E402
+from cartoparty import create_app  # noqa: E402
 
 ZONE = {"type": "Polygon", "coordinates": [[  # about 1.1 km around Chambéry's Place Saint-Léger
     [5.915, 45.560], [5.930, 45.560], [5.930, 45.570], [5.915, 45.570], [5.915, 45.560]]]}
@@ -207,34 +207,26 @@ def main():
     parser.add_argument("--replay", type=float, default=0.05, help="share of replayed bodies (0.05)")
     args = parser.parse_args()
 
-    if not os.environ.get("DATABASE_URL"):
-        localdb.ensure_running()
-    base_url, name, server = config.database_url(), f"cartoparty_bench_{os.getpid()}", None
-    try:
+    with throwaway_database("ingest") as (base_url, name):
         url, event_id, walkers = create_database(base_url, name, args.clients)
         args.port = args.port or free_port()
-        server = start_gunicorn(url, args.port, args.workers, SLUG, args.threads)
-        kib = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                     .splitlines() if line.startswith("model name"))
-        print(f"machine: nproc {len(os.sched_getaffinity(0))}, {model}, {int(kib) / 2**20:.1f} GiB RAM")
-        print(f"settings: {args.clients} clients, {args.seconds:g} s, gunicorn {args.workers} workers × "
-              f"{args.threads} threads ({'gthread' if args.threads > 1 else 'sync'})")
-        pacing = f"paced to {args.rate:g} requests/s in all" if args.rate else "closed loop, no think time"
-        print(f"clients: {args.processes} processes × {args.clients / args.processes:g} threads, one "
-              f"requests.Session each, {pacing}, {args.replay:.0%} replays")
-        base = f"http://127.0.0.1:{args.port}"
-        jobs = [(base, token, args.replay, i) for i, (_, token) in enumerate(walkers)]
-        api = run_clients("api", jobs, args.processes, args.seconds, args.rate, server.pid)
-        api_rate = report("API submissions (201)", api)
-        print(f"  replays: {len(api['replays'])}, of which {len(api['replays_ok'])} answered 200; "
-              f"errors (non-2xx or no answer): {len(api['errors'])}")
-        for status in sorted({str(s) for s, _ in api["errors"]}):
-            texts = [text for s, text in api["errors"] if str(s) == status]
-            print(f"    {status}: {len(texts)} × {texts[0]!r}")
-        stop(server)
-        server = None
+        with serving(url, args.port, args.workers, SLUG, args.threads) as server:
+            print(machine())
+            print(f"settings: {args.clients} clients, {args.seconds:g} s, gunicorn {args.workers} "
+                  f"workers × {args.threads} threads ({'gthread' if args.threads > 1 else 'sync'})")
+            pacing = (f"paced to {args.rate:g} requests/s in all" if args.rate
+                      else "closed loop, no think time")
+            print(f"clients: {args.processes} processes × {args.clients / args.processes:g} threads, one "
+                  f"requests.Session each, {pacing}, {args.replay:.0%} replays")
+            base = f"http://127.0.0.1:{args.port}"
+            jobs = [(base, token, args.replay, i) for i, (_, token) in enumerate(walkers)]
+            api = run_clients("api", jobs, args.processes, args.seconds, args.rate, server.pid)
+            api_rate = report("API submissions (201)", api)
+            print(f"  replays: {len(api['replays'])}, of which {len(api['replays_ok'])} answered 200; "
+                  f"errors (non-2xx or no answer): {len(api['errors'])}")
+            for status in sorted({str(s) for s, _ in api["errors"]}):
+                texts = [text for s, text in api["errors"] if str(s) == status]
+                print(f"    {status}: {len(texts)} × {texts[0]!r}")
         with psycopg.connect(dsn(url)) as conn:
             rows, distinct = conn.execute("SELECT count(*), count(DISTINCT client_id) FROM submission "
                                           "WHERE event_id = %s", [event_id]).fetchone()
@@ -246,15 +238,8 @@ def main():
         ceiling = report("plain INSERT + commit, psycopg, one connection per client",
                          run_clients("sql", sql_jobs, args.processes, args.seconds, None))
         print(f"ratio API/INSERT: {api_rate / ceiling:.3f}")
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if server is not None:
-            stop(server)
-        drop_database(base_url, name)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

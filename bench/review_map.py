@@ -24,11 +24,11 @@ from pathlib import Path
 import psycopg
 import requests
 from common import create_database as new_database
-from common import drop_database, dsn, free_port, machine, start_gunicorn, stop
+from common import dsn, free_port, machine, run, serving, throwaway_database
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
-from cartoparty import config, create_app, localdb  # noqa: E402
+from cartoparty import create_app  # noqa: E402
 
 SLUG = "review"
 WEST, SOUTH, EAST, NORTH = 5.88, 45.54, 5.96, 45.60  # Chambéry and around, about 6 × 6.7 km
@@ -368,28 +368,18 @@ def main():
     args = parser.parse_args()
 
     print(machine())
-    if not os.environ.get("DATABASE_URL"):
-        localdb.ensure_running()
-    base_url, name, server = config.database_url(), f"cartoparty_bench_review_{os.getpid()}", None
-    try:
+    with throwaway_database("review") as (base_url, name):
         url, cookie = create_database(base_url, name, args.rows, args.walkers)
         port = free_port()
-        server = start_gunicorn(url, port, args.workers, SLUG)
-        print(f"gunicorn: {args.workers} sync workers; one client (requests.Session) over loopback, "
-              "one request at a time, as a signed-in organiser")
-        before, began = cpu_jiffies(our_processes(server, url)), time.perf_counter()
-        measure(f"http://127.0.0.1:{port}", cookie, url)
-        cpu_report(before, server, url, began)
+        with serving(url, port, args.workers, SLUG) as server:
+            print(f"gunicorn: {args.workers} sync workers; one client (requests.Session) over "
+                  "loopback, one request at a time, as a signed-in organiser")
+            before, began = cpu_jiffies(our_processes(server, url)), time.perf_counter()
+            measure(f"http://127.0.0.1:{port}", cookie, url)
+            cpu_report(before, server, url, began)
         print(f"load average after the run {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if server is not None:
-            stop(server)
-        drop_database(base_url, name)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -79,11 +79,11 @@ def event_organiser_required(view):
         organiser = current_organiser()
         if organiser is None:
             if request.path.startswith("/api/"):
-                raise Unauthorised("sign in as an organiser of this event")
+                raise Unauthorised("organiser_sign_in")
             return redirect(url_for("accounts.sign_in", next=request.full_path.rstrip("?")))
         event = load_event(slug)
         if not event.is_organised_by(organiser):
-            raise Forbidden("you are not an organiser of this event")
+            raise Forbidden("not_organiser")
         return view(event, organiser, **kwargs)
 
     return wrapped

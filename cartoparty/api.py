@@ -6,30 +6,33 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify, request
 
 from .errors import CartopartyError
+from .i18n import CATALOGS
 from .presets import all_presets
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text(encoding="utf-8"))
+# The error codes are those the catalogs have texts for: written once, in translations/.
+OPENAPI["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"] = \
+    sorted(key.removeprefix("error.") for key in CATALOGS["en"] if key.startswith("error."))
 
 
 def json_body():
     """The request's JSON object, or a 4xx naming what is wrong with it."""
     raw = request.get_data(cache=True)
     if len(raw) > current_app.config["MAX_JSON_BYTES"]:
-        raise CartopartyError("the request body is too large", status=413)
+        raise CartopartyError("too_large", status=413)
     if request.mimetype != "application/json":
-        raise CartopartyError("send the body as JSON with 'Content-Type: application/json'",
-                              field="Content-Type", status=415)
+        raise CartopartyError("json_media_type", field="Content-Type", status=415)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CartopartyError(f"the body is not valid JSON: {error}") from None
+        raise CartopartyError("json_invalid", detail=str(error)) from None
     if not isinstance(body, dict):
-        raise CartopartyError("the body must be a JSON object")
+        raise CartopartyError("json_not_object")
     try:
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise CartopartyError("the body holds text that is not valid Unicode") from None
+        raise CartopartyError("json_unicode") from None
     return body
 
 
@@ -37,7 +40,7 @@ def refuse_unknown_fields(body, known):
     """Refuse fields the API does not know (a misspelt field would otherwise be lost)."""
     unknown = sorted(set(body) - set(known))
     if unknown:
-        raise CartopartyError(f"unknown field {unknown[0]!r}", field=unknown[0], status=422)
+        raise CartopartyError("unknown_field", field=unknown[0], status=422, name=unknown[0][:60])
 
 
 @bp.get("/openapi.json")

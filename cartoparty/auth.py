@@ -73,7 +73,7 @@ def current_organiser():
         return None
     email = (credentials.username or "").strip().lower()
     if too_many_failures(email):
-        raise TooManyAttempts("too many failed sign-ins: try again in 15 minutes")
+        raise TooManyAttempts("too_many_sign_ins", minutes=15)
     organiser = find_organiser(email, credentials.password or "")
     if organiser is None:
         remember_failure(email)
@@ -102,7 +102,7 @@ def load_event(slug):
     """The event with this slug, or a 404 naming it."""
     event = db.session.scalar(db.select(Event).filter_by(slug=slug)) if SLUG.fullmatch(slug) else None
     if event is None:
-        raise NotFound(f"there is no event {slug!r}", field="slug")
+        raise NotFound("no_such_event", field="slug", slug=slug[:64])
     return event
 
 
@@ -125,11 +125,10 @@ def participant_required(view):
             "slug": slug, "token_hash": hash_token(token) if token and len(token) <= 200 else ""
         }).one_or_none() if SLUG.fullmatch(slug) else None
         if row is None:
-            raise NotFound(f"there is no event {slug!r}", field="slug")
+            raise NotFound("no_such_event", field="slug", slug=slug[:64])
         event, participant = row, SimpleNamespace(id=row.participant_id)
         if row.participant_id is None:
-            raise Unauthorised("join the event first: this route needs your walker token "
-                               "as 'Authorization: Bearer <token>'", field="Authorization")
+            raise Unauthorised("walker_token", field="Authorization")
         return view(event, participant, **kwargs)
 
     return wrapped
@@ -142,8 +141,7 @@ def member_required(view):
     def wrapped(slug, **kwargs):
         event = load_event(slug)
         if not event.is_organised_by(current_organiser()) and current_participant(event) is None:
-            raise Unauthorised("only the event's walkers and organisers can see this",
-                               field="Authorization")
+            raise Unauthorised("members_only", field="Authorization")
         return view(event, **kwargs)
 
     return wrapped

@@ -235,11 +235,10 @@ def override(event, submission_id, osm_type, osm_id, actor):
     _require_submission(event, submission_id)
     feature = {"event_id": event.id, "osm_type": osm_type, "osm_id": osm_id}
     if not 0 < osm_id <= BIGINT_MAX or db.session.execute(FEATURE, feature).first() is None:
-        raise NotFound("there is no such OSM feature in this event's OSM data", field="osm_id")
+        raise NotFound("no_such_osm_feature", field="osm_id")
     holders = db.session.execute(HOLDERS, {**feature, "id": submission_id}).all()
     if any(holder.overridden_by for holder in holders):
-        raise Conflict(f"{osm_type} {osm_id} is already given by hand to another point; "
-                       "undo that correction first", field="osm_id")
+        raise Conflict("osm_feature_taken", field="osm_id", osm_type=osm_type, osm_id=osm_id)
     if holders:
         db.session.execute(UNCLAIM, {"ids": [holder.submission_id for holder in holders]})
     row = db.session.execute(OVERRIDE, {**feature, "id": submission_id, "actor": actor}).mappings().one()
@@ -264,7 +263,7 @@ def clear_override(event, submission_id):
 def _require_submission(event, submission_id):
     if not 0 < submission_id <= BIGINT_MAX or db.session.execute(
             SUBMISSION, {"event_id": event.id, "id": submission_id}).first() is None:
-        raise NotFound("there is no such submission in this event", field="submission_id")
+        raise NotFound("no_such_point", field="submission_id")
 
 
 def _match_json(row):

@@ -94,7 +94,9 @@ def load_demo(keep=False):
     if event is not None:
         db.session.delete(event)
         db.session.flush()
-    event = Event(slug=SLUG, name="Cartopartie de démonstration — Chambéry",
+    # Listed on purpose: the demo is there to be found (a new event is not, until its
+    # organiser says so).
+    event = Event(slug=SLUG, name="Cartopartie de démonstration — Chambéry", listed=True,
                   description="Une balade pour recenser arbres, bancs, défibrillateurs et "
                               "fontaines du quartier. Demo mapping party in Chambéry.",
                   zone=read_zone(ZONE), presets=list(all_presets()),

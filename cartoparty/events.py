@@ -14,7 +14,7 @@ from .auth import load_event
 from .errors import Conflict, Invalid
 from .extensions import db
 from .models import Event, Participant, Team, hash_token
-from .presets import all_presets
+from .presets import LIMITS, all_presets
 
 INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Cs"}
 
@@ -36,6 +36,7 @@ def event_json(event):
         "allow_outside_zone": event.allow_outside_zone,
         "zone": json.loads(zone),
         "presets": [presets[preset_id] for preset_id in event.presets if preset_id in presets],
+        "limits": LIMITS,
     }
 
 
@@ -47,12 +48,12 @@ def show(slug):
 def clean_pseudonym(value):
     """The pseudonym as stored, or Invalid."""
     if not isinstance(value, str) or not value.strip():
-        raise Invalid("choose a pseudonym", field="pseudonym")
+        raise Invalid("pseudonym_missing", field="pseudonym")
     value = " ".join(value.split())
     if len(value) > 40:
-        raise Invalid("a pseudonym has at most 40 characters", field="pseudonym")
+        raise Invalid("pseudonym_too_long", field="pseudonym", max=40)
     if any(unicodedata.category(char) in INVISIBLE for char in value):
-        raise Invalid("a pseudonym cannot hold control or invisible characters", field="pseudonym")
+        raise Invalid("pseudonym_invisible", field="pseudonym")
     return value
 
 
@@ -63,11 +64,10 @@ def join(slug):
     refuse_unknown_fields(body, {"pseudonym", "consent", "team"})
     pseudonym = clean_pseudonym(body.get("pseudonym"))
     if body.get("consent") is not True:
-        raise Invalid(f"joining needs your consent to publish what you record under "
-                      f"{event.licence}", field="consent")
+        raise Invalid("consent_missing", field="consent", licence=event.licence)
     team = find_team(event, body["team"]) if body.get("team") is not None else None
     if body.get("team") is not None and team is None:
-        raise Invalid("this team link is not valid for this event", field="team")
+        raise Invalid("team_link", field="team")
     token = secrets.token_urlsafe(32)
     participant = Participant(event_id=event.id, pseudonym=pseudonym, team_id=team and team.id,
                               token_hash=hash_token(token), consented_at=datetime.now(UTC))
@@ -76,8 +76,7 @@ def join(slug):
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict(f"the pseudonym {pseudonym!r} is taken in this event; choose another",
-                       field="pseudonym") from None
+        raise Conflict("pseudonym_taken", field="pseudonym", pseudonym=pseudonym) from None
     return jsonify({"token": token, "pseudonym": pseudonym,
                     "team": team_json(team) if team else None}), 201
 

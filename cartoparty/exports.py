@@ -273,7 +273,6 @@ class _Points(MacroElement):
     L.circleMarker([point.lat, point.lon], {radius: 7, color: "#0b5d1e", fillOpacity: 0.8})
       .bindPopup(box, {maxWidth: 320}).addTo(points);
   });
-  map.fitBounds(data.points.length ? points.getBounds() : zone.getBounds(), {maxZoom: 18});
 })();
 {% endmacro %}""")
 
@@ -293,16 +292,31 @@ def _popup(point, presets, lang):
     return {"lat": point["lat"], "lon": point["lon"], "title": title, "rows": rows}
 
 
+def map_bounds(points, zone):
+    """[[south, west], [north, east]] in WGS84 degrees: around the points, or the zone's
+    (`zone` a GeoJSON geometry) when there is no point."""
+    if points:
+        lats, lons = [p["lat"] for p in points], [p["lon"] for p in points]
+    else:
+        positions = [position for polygon in zone["coordinates"] for ring in polygon
+                     for position in ring]
+        lats, lons = [p[1] for p in positions], [p[0] for p in positions]
+    return [[min(lats), min(lons)], [max(lats), max(lons)]]
+
+
 def write_html(event, path, lang):
-    """A self-contained folium map (Leaflet inlined; only the tiles come from the network)."""
-    zone, lat, lon = db.session.execute(text(
-        "SELECT ST_AsGeoJSON(zone, 7), ST_Y(ST_Centroid(zone)), ST_X(ST_Centroid(zone)) "
-        "FROM event WHERE id = :id"), {"id": event.id}).one()
+    """A self-contained folium map (Leaflet inlined; only the tiles come from the network),
+    opening on the bounds of its points."""
+    zone = json.loads(db.session.scalar(text("SELECT ST_AsGeoJSON(zone, 7) FROM event WHERE id = :id"),
+                                        {"id": event.id}))
     presets = all_presets()
     points = [_popup(point, presets, lang) for point in approved_points(event)]
     info = licence(event, "html")
     source = Path(leaflet.BASE_DIR)
-    figure = folium.Map(location=[lat, lon], zoom_start=16, tiles=None, control_scale=True)
+    (south, west), (north, east) = bounds = map_bounds(points, zone)
+    figure = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=16, tiles=None,
+                        control_scale=True)
+    figure.fit_bounds(bounds, max_zoom=18)
     figure.default_js, figure.default_css = [], []
     root = figure.get_root()
     # Nothing in a comment is markup; only "--" could end it early.
@@ -317,7 +331,7 @@ def write_html(event, path, lang):
     folium.TileLayer(tiles=current_app.config["TILE_URL"], max_zoom=19, attr=(
         f"{current_app.config['TILE_ATTRIBUTION']} | {escape(info['attribution'])}, {licence_link}"
     )).add_to(figure)
-    _Points({"zone": json.loads(zone), "points": points}).add_to(figure)
+    _Points({"zone": zone, "points": points}).add_to(figure)
     Path(path).write_text(root.render(), encoding="utf-8")
     return len(points)
 
@@ -429,7 +443,7 @@ def page(event, organiser):
 @event_organiser_required
 def download(event, organiser, fmt):
     if fmt not in FORMATS:
-        raise NotFound(f"there is no export {fmt!r}; one of {', '.join(FORMATS)}")
+        raise NotFound("no_such_export", field="format", format=fmt[:40], formats=", ".join(FORMATS))
     spec = FORMATS[fmt]
     with tempfile.TemporaryDirectory(prefix="cartoparty-export-") as scratch:
         path = Path(scratch) / f"{event.slug}{spec.file_name}"

@@ -31,12 +31,12 @@ def _answer_text(body, name):
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Invalid(f"{name} must be text", field=name)
+        raise Invalid("not_text", field=name, name=name)
     value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
     if len(value) > MAX_TEXT:
-        raise Invalid(f"{name} has at most {MAX_TEXT} characters", field=name)
+        raise Invalid("text_too_long", field=name, name=name, max=MAX_TEXT)
     if any((ord(char) < 32 or ord(char) == 127) and char not in ALLOWED_CONTROLS for char in value):
-        raise Invalid(f"{name} cannot hold control characters", field=name)
+        raise Invalid("text_control_characters", field=name, name=name)
     return value
 
 
@@ -46,10 +46,10 @@ def read_feedback(body):
     values = {"learnt": _answer_text(body, "learnt"), "improve": _answer_text(body, "improve"),
               "come_again": body.get("come_again")}
     if values["come_again"] not in COME_AGAIN:
-        raise Invalid("come_again is 'yes', 'maybe' or 'no'", field="come_again")
+        raise Invalid("come_again", field="come_again")
     sign = body.get("sign", False)
     if not isinstance(sign, bool):
-        raise Invalid("sign is true or false", field="sign")
+        raise Invalid("boolean", field="sign", name="sign")
     return values, sign
 
 
@@ -87,12 +87,11 @@ def answer(row, participant):
     """Store the walker's answer, once."""
     event = _event(row)
     if not event.feedback_is_open(datetime.now(UTC)):
-        raise Forbidden("feedback opens at the end of the event", field="slug")
+        raise Forbidden("feedback_not_open", field="slug")
     values, sign = read_feedback(json_body())
     pseudonym = db.session.scalar(MARK_ANSWERED, {"id": participant.id})
     if pseudonym is None:
-        raise Conflict("you have already given your feedback for this event: thank you",
-                       field="Authorization")
+        raise Conflict("feedback_given", field="Authorization")
     signature = pseudonym if sign else None
     created_at = db.session.scalar(insert(Feedback).values(
         event_id=event.id, signature=signature, **values).returning(Feedback.created_at))

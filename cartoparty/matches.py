@@ -84,7 +84,7 @@ def _preset_of(event, submission_id):
         "SELECT preset FROM submission WHERE event_id = :event_id AND id = :id"),
         {"event_id": event.id, "id": submission_id}) if 0 < submission_id <= MAX_ID else None
     if preset is None:
-        raise NotFound("there is no such submission in this event", field="submission_id")
+        raise NotFound("no_such_point", field="submission_id")
     return preset
 
 
@@ -105,20 +105,21 @@ def read_choice(body):
     refuse_unknown_fields(body, {"osm_type", "osm_id", "outcome"})
     if "outcome" in body:
         if body["outcome"] != "new" or "osm_type" in body or "osm_id" in body:
-            raise Invalid("outcome can only be 'new', sent without osm_type and osm_id",
-                          field="outcome")
+            raise Invalid("match_outcome", field="outcome")
         return "new", None, None
     osm_type, osm_id = body.get("osm_type"), body.get("osm_id")
     if osm_type not in OSM_TYPES:
-        raise Invalid("osm_type is node, way or relation (or send outcome 'new')", field="osm_type")
+        raise Invalid("osm_type", field="osm_type")
     if type(osm_id) is not int or not 0 < osm_id <= MAX_ID:
-        raise Invalid("osm_id is the OSM feature's id, a positive whole number", field="osm_id")
+        raise Invalid("osm_id", field="osm_id")
     return "osm", osm_type, osm_id
 
 
-# What the submission is and what it was matched to, as the audit trail keeps it.
+# What the submission is and what it was matched to, as the audit trail keeps it: `osm_match`
+# as the page shows it, `match` the whole row, so that undoing a correction puts it back.
 AUDIT_SNAPSHOT = text(f"""
-    SELECT {SNAPSHOT.format(p="s.")} || jsonb_build_object('osm_match', {OSM_MATCH})
+    SELECT {SNAPSHOT.format(p="s.")} || jsonb_build_object(
+        'osm_match', {OSM_MATCH}, 'match', to_jsonb(m) - 'submission_id')
     FROM submission s LEFT JOIN match m ON m.submission_id = s.id
          LEFT JOIN submission original ON original.id = m.duplicate_of_id
     WHERE s.event_id = :event_id AND s.id = :id
@@ -136,7 +137,7 @@ def _snapshot(event, submission_id):
     snapshot = db.session.scalar(AUDIT_SNAPSHOT, {"event_id": event.id, "id": submission_id}) \
         if 0 < submission_id <= MAX_ID else None
     if snapshot is None:
-        raise NotFound("there is no such submission in this event", field="submission_id")
+        raise NotFound("no_such_point", field="submission_id")
     return snapshot
 
 
@@ -163,14 +164,56 @@ def set_match(event, organiser, submission_id):
         event, submission_id, osm_type, osm_id, organiser.email))
 
 
+# The match a point had before the organisers' corrections began: kept by the first of the
+# latest run of corrections (the latest one made while the match was not corrected by hand).
+# Null when it had none, or when the correction predates audits keeping the whole match.
+PREVIOUS_MATCH = text("""
+    SELECT before->'match' FROM audit_entry
+    WHERE submission_id = :id AND action IN ('match_osm', 'match_new')
+      AND before->'osm_match'->>'overridden_by' IS NULL
+    ORDER BY id DESC LIMIT 1
+""")
+# Put it back unless it no longer holds: its OSM feature is gone or at another version (its
+# tag diff would be stale), its original is gone, or another point has taken the feature
+# meanwhile. Then the point waits for the next check, unmatched.
+RESTORE_MATCH = text("""
+    WITH previous AS (
+        SELECT * FROM jsonb_populate_record(
+            NULL::match, CAST(:previous AS jsonb) || jsonb_build_object('submission_id', :id))
+    )
+    INSERT INTO match SELECT p.* FROM previous p
+    WHERE (p.osm_type IS NULL OR EXISTS (
+            SELECT 1 FROM osm_element o WHERE o.event_id = :event_id AND o.osm_type = p.osm_type
+              AND o.osm_id = p.osm_id AND o.version IS NOT DISTINCT FROM p.osm_version))
+      AND (p.duplicate_of_id IS NULL OR EXISTS (
+            SELECT 1 FROM submission d WHERE d.id = p.duplicate_of_id AND d.event_id = :event_id))
+      AND NOT (p.outcome IN ('existing', 'update') AND EXISTS (
+            SELECT 1 FROM match h JOIN submission hs ON hs.id = h.submission_id
+            WHERE hs.event_id = :event_id AND h.submission_id <> p.submission_id
+              AND h.osm_type = p.osm_type AND h.osm_id = p.osm_id
+              AND h.outcome IN ('existing', 'update')))
+""").bindparams(bindparam("previous", type_=JSONB), bindparam("id", type_=db.BigInteger))
+
+
+def restore_previous_match(event, submission_id):
+    """Undo the organisers' corrections of a point's match: give back the match it had before
+    them when it still holds; return whether there was a correction to undo."""
+    previous = db.session.scalar(PREVIOUS_MATCH, {"id": submission_id})
+    if not conflate.clear_override(event, submission_id):
+        return False
+    if previous is not None:
+        db.session.execute(RESTORE_MATCH, {"event_id": event.id, "id": submission_id,
+                                           "previous": previous})
+    return True
+
+
 @bp.delete("/<slug>/submissions/<int:submission_id>/match")
 @event_organiser_required
 def undo_match(event, organiser, submission_id):
-    """Forget the organiser's correction: the point waits for the next conflation."""
+    """Undo the organiser's correction: the point gets back the match it had before."""
 
     def undo():
-        if not conflate.clear_override(event, submission_id):
-            raise Conflict("this point's match was not corrected by hand: there is nothing to undo",
-                           field="submission_id")
+        if not restore_previous_match(event, submission_id):
+            raise Conflict("nothing_to_undo", field="submission_id")
 
     return _audited(event, organiser, submission_id, "match_undo", undo)

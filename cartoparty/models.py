@@ -30,9 +30,24 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql.base import ischema_names as postgresql_types
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import UserDefinedType
 
 from .extensions import db
+
+
+class XID8(UserDefinedType):
+    """PostgreSQL's 64-bit transaction id."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw):
+        return "xid8"
+
+
+# So that reading the schema back (Alembic's comparison with the models) knows the type too.
+postgresql_types["xid8"] = XID8
 
 event_organisers = Table(
     "event_organiser",
@@ -69,8 +84,8 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # The restitution page (/r/<slug>) is public from this moment; None while unpublished.
     restitution_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Shown on the public map of events (/events).
-    listed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Shown on the public map of events (/events) once its organiser chooses so; never by default.
+    listed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     organisers = relationship("Organiser", secondary=event_organisers, back_populates="events")
     teams = relationship("Team", order_by="Team.name", cascade="all, delete-orphan",
@@ -180,6 +195,9 @@ class Submission(db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("submission.id", ondelete="SET NULL"))
+    # The transaction that last wrote the row (set by a trigger on update): walkers' phones ask
+    # for what changed since a snapshot of theirs (see walkersync.py).
+    changed_xid = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
 
     photos = relationship("Photo", back_populates="submission", order_by="Photo.id",
                           cascade="all, delete-orphan", passive_deletes=True)
@@ -189,7 +207,24 @@ class Submission(db.Model):
         # Filters and counts of the review map read these four columns of many rows.
         Index("submission_event_status", "event_id", "status", "preset", "participant_id"),
         Index("submission_event_received", "event_id", "received_at"),
+        Index("submission_event_changed", "event_id", "changed_xid"),
     )
+
+
+class SubmissionRemoved(db.Model):
+    """A point that left the walkers' view: deleted (its author is told), or no longer approved
+    (everyone who saw it approved is told). Written by triggers (see the migration) so that
+    phones syncing since a snapshot drop it too."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    client_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    # The author of a deleted point; None when the point only stopped being approved.
+    participant_id: Mapped[int | None] = mapped_column(Integer)
+    was_approved: Mapped[bool] = mapped_column(Boolean)
+    xid = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
+
+    __table_args__ = (Index("submission_removed_event_xid", "event_id", "xid"),)
 
 
 class EventRevision(db.Model):
@@ -315,6 +350,8 @@ class OsmSnapshot(db.Model):
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     element_count: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The same as a code and its parameters (errors.CartopartyError.detail), for the page.
+    last_error_detail: Mapped[dict | None] = mapped_column(JSONB)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -353,6 +390,8 @@ class OsmCheck(db.Model):
     # Whether it refreshes the OSM data from Overpass first ("fetch" is an SQL keyword).
     fetch_osm: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+    # The same as a code and its parameters (errors.CartopartyError.detail), for the page.
+    error_detail: Mapped[dict | None] = mapped_column(JSONB)
     counts: Mapped[dict | None] = mapped_column(JSONB)
     requested_by: Mapped[str] = mapped_column(String(300))
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

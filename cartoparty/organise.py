@@ -2,6 +2,7 @@
 and the review page."""
 
 import io
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .accounts import event_organiser_required, organiser_required, signed_in_organiser
 from .auth import SLUG
-from .errors import CartopartyError, NotFound
+from .errors import CartopartyError, Invalid, NotFound
 from .events import event_json
 from .extensions import db
 from .i18n import language, messages
@@ -50,41 +51,85 @@ def _when(value, field):
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise CartopartyError(f"{field}: not a date and time", field=field, status=422) from None
+        raise Invalid("not_a_time", field=field, name=field) from None
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
+MIN_CORNERS = 3
+
+
+def _rings(document):
+    """Every ring of the polygons of a GeoJSON geometry, Feature or FeatureCollection, as lists
+    of positions; what is malformed is skipped (read_zone says what is wrong with it)."""
+    if not isinstance(document, dict):
+        return []
+    if document.get("type") == "FeatureCollection":
+        features = document.get("features")
+        return [ring for feature in features for ring in _rings(feature)] \
+            if isinstance(features, list) else []
+    if document.get("type") == "Feature":
+        return _rings(document.get("geometry"))
+    coordinates = document.get("coordinates")
+    polygons = {"Polygon": [coordinates], "MultiPolygon": coordinates}.get(document.get("type"))
+    if not isinstance(polygons, list):
+        return []
+    return [ring for polygon in polygons if isinstance(polygon, list) for ring in polygon
+            if isinstance(ring, list)]
+
+
+def _corners(ring):
+    """How many distinct corners a ring has (its closing position repeats the first)."""
+    return len({tuple(position[:2]) for position in ring
+                if isinstance(position, list) and len(position) >= 2
+                and all(isinstance(n, int | float) for n in position[:2])})
+
+
+def read_outline(text, field):
+    """An event's zone or a team's sector (`field`) from GeoJSON text, as EWKT. An outline of
+    fewer than three corners (two taps on the map, then "Finish") is refused by name here:
+    PostGIS would call it unreadable, or an area of zero."""
+    try:
+        document = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return read_zone(text)  # which says why it cannot be read
+    if any(_corners(ring) < MIN_CORNERS for ring in _rings(document)):
+        raise Invalid("sector_corners" if field == "sector" else "zone_corners", field=field,
+                      min=MIN_CORNERS)
+    return read_zone(document)
+
+
 def read_event_form(form, files, creating):
-    """The event's values from the form, or CartopartyError naming the first bad field."""
+    """The event's values from the form, or CartopartyError naming the first bad field.
+
+    An event is listed on /events only when the organiser ticks the box: nothing is public
+    by accident."""
     values = {"name": form.get("name", "").strip(), "description": form.get("description", "").strip(),
               "licence": form.get("licence", "").strip() or "ODbL-1.0",
               "allow_outside_zone": form.get("allow_outside_zone") == "on",
+              "listed": form.get("listed") == "on",
               "starts_at": _when(form.get("starts_at"), "starts_at"),
               "ends_at": _when(form.get("ends_at"), "ends_at")}
     if not values["name"] or len(values["name"]) > 200:
-        raise CartopartyError("name: 1 to 200 characters", field="name", status=422)
+        raise Invalid("event_name_length", field="name", max=200)
     if len(values["description"]) > 5000 or len(values["licence"]) > 100:
-        raise CartopartyError("description or licence too long", field="description", status=422)
+        raise Invalid("description_too_long", field="description", description=5000, licence=100)
     if values["starts_at"] and values["ends_at"] and values["ends_at"] < values["starts_at"]:
-        raise CartopartyError("ends_at: the end is before the start", field="ends_at", status=422)
+        raise Invalid("ends_before_start", field="ends_at")
     chosen = [preset for preset in form.getlist("presets") if preset in all_presets()]
     if not chosen:
-        raise CartopartyError("presets: choose at least one kind of feature", field="presets",
-                              status=422)
+        raise Invalid("no_presets_chosen", field="presets")
     values["presets"] = chosen
     upload = files.get("zone_file")
     zone_text = upload.read() if upload and upload.filename else form.get("zone", "").strip()
     if zone_text:
-        values["zone"] = read_zone(zone_text)
+        values["zone"] = read_outline(zone_text, "zone")
     elif creating:
-        raise CartopartyError("zone: draw the zone on the map or upload a GeoJSON file",
-                              field="zone", status=422)
+        raise Invalid("zone_missing", field="zone")
     if creating:
         slug = form.get("slug", "").strip()
         if not SLUG.fullmatch(slug):
-            raise CartopartyError("slug: lowercase letters, digits and '-', e.g. bissy-2026",
-                                  field="slug", status=422)
+            raise Invalid("slug_format", field="slug")
         values["slug"] = slug
     return values
 
@@ -103,11 +148,11 @@ def new_event(organiser):
     except CartopartyError as error:
         db.session.rollback()
         return render("organise/event_form.html", 422, event=None, form=request.form,
-                      error=error.message, zone=None, zone_input=request.form.get("zone"))
+                      error=error.text(language()), zone=None, zone_input=request.form.get("zone"))
     except IntegrityError:
         db.session.rollback()
         return render("organise/event_form.html", 422, event=None, form=request.form,
-                      error="slug: an event already has this address", zone=None,
+                      error=Invalid("slug_taken", field="slug").text(language()), zone=None,
                       zone_input=request.form.get("zone"))
     return redirect(url_for("organise.settings", slug=event.slug))
 
@@ -120,6 +165,7 @@ def _teams(event):
 
 
 def _settings_page(event, status=200, error=None, form=None):
+    """The event's settings and teams, with an error's text when something was refused."""
     return render("organise/event_form.html", status, event=event, form=form or {}, error=error,
                   zone=event_json(event)["zone"], teams=_teams(event),
                   join_url=url_for("walker.page", slug=event.slug, _external=True))
@@ -134,7 +180,7 @@ def settings(event, organiser):
         values = read_event_form(request.form, request.files, creating=False)
     except CartopartyError as error:
         db.session.rollback()
-        return _settings_page(event, 422, error.message, request.form)
+        return _settings_page(event, 422, error.text(language()), request.form)
     for name, value in values.items():
         setattr(event, name, value)
     db.session.commit()
@@ -148,38 +194,43 @@ def add_team(event, organiser):
     chosen = [p for p in request.form.getlist("presets") if p in event.presets]
     try:
         if not name or len(name) > 80:
-            raise CartopartyError("team name: 1 to 80 characters", field="name", status=422)
+            raise Invalid("team_name_length", field="name", max=80)
         upload = request.files.get("sector_file")
         sector_text = upload.read() if upload and upload.filename else request.form.get("sector", "")
-        sector = read_zone(sector_text) if sector_text.strip() else None
+        sector = read_outline(sector_text, "sector") if sector_text.strip() else None
         if sector and not db.session.scalar(db.select(func.ST_CoveredBy(
                 func.ST_Buffer(func.ST_GeomFromEWKT(sector), -1e-7), Event.zone))
                 .where(Event.id == event.id)):
-            raise CartopartyError("the sector must lie inside the event's zone", field="sector",
-                                  status=422)
+            raise Invalid("sector_outside_zone", field="sector")
         db.session.add(Team(event_id=event.id, name=name, presets=chosen or list(event.presets),
                             sector=sector))
         db.session.commit()
     except CartopartyError as error:
         db.session.rollback()
-        return _settings_page(event, 422, error.message)
+        return _settings_page(event, 422, error.text(language()))
     except IntegrityError:
         db.session.rollback()
-        return _settings_page(event, 422, f"a team is already called {name!r}")
+        return _settings_page(event, 422, Invalid("team_name_taken", field="name", name=name)
+                              .text(language()))
     return redirect(url_for("organise.settings", slug=event.slug, _anchor="teams"))
 
 
 def _team(event, team_id):
     team = db.session.scalar(db.select(Team).filter_by(event_id=event.id, id=team_id))
     if team is None:
-        raise NotFound("there is no such team in this event")
+        raise NotFound("no_such_team", field="team")
     return team
 
 
 @bp.post("/<slug>/teams/<int:team_id>/delete")
 @event_organiser_required
 def delete_team(event, organiser, team_id):
-    db.session.delete(_team(event, team_id))
+    """Delete a team once the organiser confirmed it in the page (its walkers stay, teamless)."""
+    team = _team(event, team_id)
+    if request.form.get("confirm") != "yes":
+        refused = Invalid("team_delete_unconfirmed", field="confirm", name=team.name)
+        return _settings_page(event, 422, refused.text(language()))
+    db.session.delete(team)
     db.session.commit()
     return redirect(url_for("organise.settings", slug=event.slug, _anchor="teams"))
 
@@ -227,6 +278,7 @@ def print_links(event, organiser):
 @event_organiser_required
 def review_page(event, organiser):
     state = {"event": event_json(event), "lang": language(), "messages": messages(language()),
+             "timezone": current_app.config["TIMEZONE"],
              "teams": [{"id": team.id, "name": team.name} for team in event.teams],
              "tiles": {"url": current_app.config["TILE_URL"],
                        "attribution": current_app.config["TILE_ATTRIBUTION"]}}

@@ -73,14 +73,15 @@ def store(event, elements, source):
     count = cursor.rowcount - outside.rowcount
     record = snapshot(event)
     record.source, record.fetched_at, record.element_count = source, datetime.now(UTC), count
-    record.last_error = record.last_error_at = None
+    record.last_error = record.last_error_detail = record.last_error_at = None
     return count
 
 
-def record_failure(event, message):
+def record_failure(event, error):
     """Keep the previous data; say what went wrong and when."""
     record = snapshot(event)
-    record.last_error, record.last_error_at = message[:2000], datetime.now(UTC)
+    record.last_error, record.last_error_at = error.message[:2000], datetime.now(UTC)
+    record.last_error_detail = error.detail()
 
 
 def refuse_if_too_soon(event):
@@ -89,8 +90,8 @@ def refuse_if_too_soon(event):
     if record and record.fetched_at and record.source.startswith("overpass"):
         wait = MIN_INTERVAL - (datetime.now(UTC) - record.fetched_at)
         if wait > timedelta(0):
-            raise TooSoon(f"OSM data was fetched less than {MIN_INTERVAL.seconds // 60} minutes ago; "
-                          f"try again in {int(wait.total_seconds()) + 1} s or force it")
+            raise TooSoon("osm_too_soon", minutes=MIN_INTERVAL.seconds // 60,
+                          seconds=int(wait.total_seconds()) + 1)
 
 
 def refresh_from_overpass(event, force=False):
@@ -105,7 +106,7 @@ def refresh_from_overpass(event, force=False):
                    for tile in overpass.split_bbox(bbox(event), MAX_TILE_AREA)]
     except overpass.OverpassError as error:
         db.session.rollback()
-        record_failure(event, error.message)
+        record_failure(event, error)
         db.session.commit()
         raise
     count = store(event, overpass.merge(results), f"overpass {config['OVERPASS_URL'][0]}")
@@ -130,7 +131,7 @@ def snapshot_json(event):
         return None
     return {"source": record.source, "fetched_at": _iso(record.fetched_at),
             "element_count": record.element_count, "last_error": record.last_error,
-            "last_error_at": _iso(record.last_error_at)}
+            "last_error_detail": record.last_error_detail, "last_error_at": _iso(record.last_error_at)}
 
 
 def _iso(moment):

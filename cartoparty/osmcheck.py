@@ -57,7 +57,7 @@ def request_check(event, requested_by, fetch=True, force=False):
         # checked when the check is asked for rather than minutes later, in the job
         osm.refuse_if_too_soon(event)
     if not fetch and not has_osm_data(event):
-        raise NoOsmData("there is no OSM data for this event yet: check with a fetch first",
+        raise NoOsmData("no_osm_data",
                         field="fetch")
     # Two organisers asking at once: the unique index lets one insert, the other gets its check.
     check_id = db.session.scalar(
@@ -107,7 +107,7 @@ def run(check_id, force=False):
             _step(check, "fetching OSM data")
             osm.refresh_from_overpass(event, force=force)
         elif not has_osm_data(event):
-            raise NoOsmData("there is no OSM data for this event yet: check with a fetch first")
+            raise NoOsmData("no_osm_data")
         submissions = _to_match(event)
         _step(check, f"matching {_points(submissions)}")
         counts = conflate.match(event)
@@ -116,12 +116,11 @@ def run(check_id, force=False):
         db.session.commit()
     except CartopartyError as error:
         db.session.rollback()
-        _fail(check_id, error.message)
+        _fail(check_id, error)
         log.warning("check %s of %s failed: %s", check_id, event.slug, error.message)
     except Exception as error:
         db.session.rollback()
-        _fail(check_id, f"the check failed unexpectedly ({type(error).__name__}); no match "
-                        "was changed; the worker's log says more")
+        _fail(check_id, CartopartyError("check_crashed", kind=type(error).__name__))
         raise
 
 
@@ -152,17 +151,19 @@ def _to_match(event):
         {"event_id": event.id})
 
 
-def _fail(check_id, message):
+def _fail(check_id, error):
     """Record why the check failed (its step stays where it failed)."""
     check = db.session.get(OsmCheck, check_id)
-    check.status, check.error, check.finished_at = "failed", message, datetime.now(UTC)
+    check.status, check.error, check.finished_at = "failed", error.message, datetime.now(UTC)
+    check.error_detail = error.detail()
     db.session.commit()
 
 
 def check_json(check):
     """A check as organisers see it."""
     return {"id": check.id, "status": check.status, "step": check.step, "fetch": check.fetch_osm,
-            "error": check.error, "counts": check.counts, "requested_by": check.requested_by,
+            "error": check.error, "error_detail": check.error_detail, "counts": check.counts,
+            "requested_by": check.requested_by,
             **{name: getattr(check, name).isoformat() if getattr(check, name) else None
                for name in ("queued_at", "started_at", "finished_at")}}
 
@@ -189,7 +190,7 @@ def overview(event):
 def _flag(body, name, default):
     value = body.get(name, default)
     if type(value) is not bool:
-        raise Invalid(f"{name} must be true or false", field=name)
+        raise Invalid("boolean", field=name, name=name)
     return value
 
 

@@ -85,14 +85,14 @@ def read_extract(path, bbox, tag_sets):
     tag_sets = _checked_tag_sets(tag_sets)
     path = Path(path)
     if not path.is_file():
-        raise OsmFileError(f"cannot read the OSM file {path.name}: no such file")
+        raise OsmFileError("osm_file_missing", name=path.name)
     started = time.monotonic()
     try:
         relations = _read_relations(path, tag_sets)
         found, way_extents, locations = _read_nodes_and_ways(path, tag_sets, relations)
         found += _place_relations(relations, way_extents, locations, path.name)
     except (RuntimeError, UnicodeDecodeError) as error:  # libosmium's errors arrive as RuntimeError
-        raise OsmFileError(_reason(path, error)) from None
+        raise OsmFileError("osm_file_unreadable", detail=_reason(path, error)) from None
     elements, skipped = [], []
     for element_fields, extent in found:
         if not extent:

@@ -133,7 +133,7 @@ def fetch(bbox, tag_sets, endpoints, timeout, user_agent, *, attempts=3, backoff
         except _Failed as failure:
             log.warning("Overpass at %s failed: %s", endpoint, failure)
             failures.append(f"{endpoint}: {failure}")
-    raise OverpassError("Overpass failed at every endpoint: " + "; ".join(failures))
+    raise OverpassError("overpass_failed", detail="; ".join(failures))
 
 
 def _endpoint_list(endpoints):
@@ -191,7 +191,7 @@ def _http_failure(endpoint, error):
         body = b""
     if error.code == 400:
         # The query itself is wrong: every endpoint would refuse it too.
-        return OverpassError(f"Overpass at {endpoint} refused the query (HTTP 400): {_html_message(body)}")
+        return OverpassError("overpass_refused", endpoint=endpoint, detail=_html_message(body))
     reason = f"HTTP {error.code} {error.reason}"
     if error.code in RETRY_STATUSES:
         return _Retry(reason)

@@ -29,8 +29,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 
 def _open(data, max_pixels):
     """The decoded image, or a 4xx saying why it is not one we take."""
-    too_large = CartopartyError(f"the photo has more than {max_pixels} pixels", field="photo",
-                                status=413)
+    too_large = CartopartyError("photo_too_large", field="photo", status=413, max=max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -41,10 +40,9 @@ def _open(data, max_pixels):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise too_large from None
     except UnidentifiedImageError:
-        raise CartopartyError("the photo must be a JPEG, PNG or WebP image", field="photo",
-                              status=415) from None
+        raise CartopartyError("photo_format", field="photo", status=415) from None
     except (OSError, SyntaxError, ValueError):
-        raise Invalid("the photo file is damaged or truncated", field="photo") from None
+        raise Invalid("photo_damaged", field="photo") from None
     return image
 
 
@@ -86,14 +84,13 @@ def _submission(event, participant, client_id):
     try:
         client_uuid = uuid.UUID(client_id)
     except ValueError:
-        raise NotFound("client_id is not a UUID", field="client_id") from None
+        raise NotFound("no_such_submission", field="client_id") from None
     submission = db.session.scalar(
         db.select(Submission).filter_by(event_id=event.id, client_id=client_uuid))
     if submission is None:
-        raise NotFound("send the submission before its photo", field="client_id")
+        raise NotFound("photo_before_point", field="client_id")
     if submission.participant_id != participant.id:
-        raise Forbidden("only the walker who recorded this point can add photos",
-                        field="client_id")
+        raise Forbidden("not_your_point", field="client_id")
     return submission
 
 
@@ -103,7 +100,7 @@ def upload(event, participant, client_id):
     submission = _submission(event, participant, client_id)
     upload = request.files.get("photo")
     if upload is None:
-        raise Invalid("send the image as a multipart/form-data field named 'photo'", field="photo")
+        raise Invalid("photo_missing", field="photo")
     data, media_type, width, height = clean_photo(
         upload.read(), current_app.config["MAX_PHOTO_PIXELS"])
     sha256 = hashlib.sha256(data).hexdigest()
@@ -112,7 +109,7 @@ def upload(event, participant, client_id):
     if existing is not None:
         return jsonify(photo_json(event, submission, existing)), 200
     if len(submission.photos) >= MAX_PHOTOS:
-        raise Invalid(f"a point has at most {MAX_PHOTOS} photos", field="photo")
+        raise Invalid("too_many_photos", field="photo", max=MAX_PHOTOS)
     photo = Photo(submission_id=submission.id, sha256=sha256, media_type=media_type,
                   size=len(data), width=width, height=height)
     created = _store(current_app.config["PHOTO_DIR"], photo.filename, data)
@@ -149,7 +146,7 @@ def show(event, sha256):
         .where(Submission.event_id == event.id, Photo.sha256 == sha256)
         .limit(1)) if SHA256.fullmatch(sha256) else None
     if photo is None:
-        raise NotFound("no such photo in this event", field="sha256")
+        raise NotFound("no_such_photo", field="sha256")
     response = send_file(Path(current_app.config["PHOTO_DIR"]) / photo.filename,
                          mimetype=photo.media_type, max_age=86400)
     # Only the event's members may see it: no shared cache may keep it.

@@ -3,13 +3,12 @@ join page or its restitution; and its JSON twin `GET /api/events`, a GeoJSON Fea
 that other maps (uMap, a town's portal) can load as it is."""
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, json, render_template, url_for
 from sqlalchemy import text
 
 from .extensions import db
-from .i18n import language, messages
+from .i18n import format_time, language, messages
 from .walker import LEAFLET_VERSION
 
 bp = Blueprint("public", __name__)
@@ -53,9 +52,9 @@ def events_json():
     return Response(body, mimetype="application/geo+json")
 
 
-def _when(properties, zone, form):
-    """The event's dates as the page shows them, in the deployment's time zone."""
-    moments = [datetime.fromisoformat(properties[name]).astimezone(zone).strftime(form)
+def _when(properties, lang, timezone):
+    """The event's dates as the page shows them: in the event's time zone, in the reader's words."""
+    moments = [format_time(datetime.fromisoformat(properties[name]), lang, timezone)
                for name in ("starts_at", "ends_at") if properties[name]]
     return " – ".join(moments)
 
@@ -66,14 +65,15 @@ MAP_MESSAGES = ("ev_upcoming", "ev_ongoing", "ev_past", "ev_join", "ev_restituti
 @bp.get("/events")
 def events_page():
     """The public map and list of events."""
-    t = messages(language())
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    lang = language()
+    t = messages(lang)
     features = listed_events()
     for feature in features:
-        feature["properties"]["when"] = _when(feature["properties"], zone, t["datetime_format"])
+        feature["properties"]["when"] = _when(feature["properties"], lang,
+                                              current_app.config["TIMEZONE"])
     upcoming = [f["properties"] for f in features if f["properties"]["status"] != "past"]
     past = [f["properties"] for f in features if f["properties"]["status"] == "past"][::-1]
-    state = {"type": "FeatureCollection", "features": features,
+    state = {"type": "FeatureCollection", "features": features, "lang": lang,
              "messages": {key: t[key] for key in MAP_MESSAGES},
              "tiles": {"url": current_app.config["TILE_URL"],
                        "attribution": current_app.config["TILE_ATTRIBUTION"]}}

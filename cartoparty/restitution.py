@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from . import feedback
 from .accounts import event_organiser_required
 from .auth import current_organiser, load_event
-from .errors import CartopartyError, NotFound
+from .errors import Invalid, NotFound
 from .extensions import db
 from .i18n import language
 from .organise import render
@@ -186,7 +186,7 @@ def page(slug):
     event = load_event(slug)
     preview = not event.restitution_is_public()
     if preview and not event.is_organised_by(current_organiser()):
-        raise NotFound("this event's restitution is not published", field="slug")
+        raise NotFound("restitution_unpublished", field="slug")
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     response = current_app.make_response(render_template(
         "restitution/page.html", event=event, preview=preview, figures=figures(event, zone),
@@ -214,8 +214,7 @@ def change(event, organiser):
     """Publish or unpublish the restitution; list the event on /events or not."""
     action = request.form.get("action")
     if action not in ACTIONS:
-        raise CartopartyError("action: publish, unpublish, list or unlist", field="action",
-                              status=422)
+        raise Invalid("restitution_action", field="action")
     if action == "publish" and event.restitution_published_at is None:
         event.restitution_published_at = datetime.now(UTC)
     elif action == "unpublish":

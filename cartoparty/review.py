@@ -9,6 +9,7 @@ from .accounts import event_organiser_required
 from .api import json_body, refuse_unknown_fields
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
+from .i18n import language, translate
 from .models import Event, Submission
 from .presets import all_presets, check_tags
 
@@ -65,7 +66,7 @@ def decide(event, decision, actor, organiser_id=None, reason=None, items=None,
     every pending submission. Returns the ids changed."""
     status = DECISIONS[decision]
     if decision == "reject" and not (reason or "").strip():
-        raise Invalid("say why the point is rejected", field="reason")
+        raise Invalid("reason_missing", field="reason")
     if items is not None:
         where = ("(s.id, s.version) IN (SELECT * FROM unnest(CAST(:ids AS bigint[]), "
                  "CAST(:versions AS int[])))")
@@ -93,23 +94,22 @@ def _one(event, submission_id, field="submission_id"):
         db.select(Submission).filter_by(event_id=event.id, id=submission_id).with_for_update()
     ) if 0 < submission_id <= MAX_ID else None
     if submission is None:
-        raise NotFound("there is no such submission in this event", field=field)
+        raise NotFound("no_such_point", field=field)
     return submission
 
 
 def _expect_version(event, submission_id, version, field="version"):
     """Refuse the change unless the reviewer saw the submission as it is now."""
     if type(version) is not int or not 0 < version <= MAX_VERSION:
-        raise Invalid("send the version of the submission you saw", field=field)
+        raise Invalid("version_missing", field=field)
     if _one(event, submission_id).version != version:
-        raise Conflict("someone changed this point since you opened it: reload it and check "
-                       "before saving again; nothing was overwritten", field=field)
+        raise Conflict("changed_meanwhile", field=field)
     return version
 
 
 def _check_reason(reason):
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise Invalid("the reason is text of at most 500 characters", field="reason")
+        raise Invalid("reason_too_long", field="reason", max=500)
     return reason
 
 
@@ -122,8 +122,10 @@ def detail_json(event, submission_id):
                s.duplicate_of_id, p.id AS participant_id, p.pseudonym, t.name AS team,
                coalesce((SELECT json_agg(photo.sha256 ORDER BY photo.id) FROM photo
                          WHERE photo.submission_id = s.id), '[]') AS photos,
+               -- (the whole match row, kept for undoing a correction, is not for the page)
                coalesce((SELECT json_agg(json_build_object('actor', a.actor, 'action', a.action,
-                             'at', a.at, 'before', a.before, 'after', a.after) ORDER BY a.id)
+                             'at', a.at, 'before', a.before - 'match', 'after', a.after - 'match')
+                             ORDER BY a.id)
                          FROM audit_entry a WHERE a.submission_id = s.id), '[]') AS history,
                {OSM_MATCH} AS osm_match
         FROM submission s JOIN participant p ON p.id = s.participant_id
@@ -133,7 +135,7 @@ def detail_json(event, submission_id):
         WHERE s.event_id = :event_id AND s.id = :id"""),  # noqa: S608  (fixed fragments only)
         {"event_id": event.id, "id": submission_id}).mappings().one_or_none()
     if row is None:
-        raise NotFound("there is no such submission in this event", field="submission_id")
+        raise NotFound("no_such_point", field="submission_id")
     return {**row, "photos": [f"/api/events/{event.slug}/photos/{sha}" for sha in row["photos"]],
             **{key: row[key].isoformat() if row[key] else None
                for key in ("observed_at", "received_at", "reviewed_at")}}
@@ -168,12 +170,12 @@ def decide_many(event, organiser):
     body = json_body()
     refuse_unknown_fields(body, {"action", "items", "reason"})
     if not isinstance(body.get("action"), str) or body["action"] not in DECISIONS:
-        raise Invalid("action is approve or reject", field="action")
+        raise Invalid("bulk_action", field="action")
     items = body.get("items")
     if not isinstance(items, list) or not items or len(items) > 5000 or not all(
             isinstance(i, dict) and type(i.get("id")) is int and 0 < i["id"] <= MAX_ID
             and type(i.get("version")) is int and 0 < i["version"] <= MAX_VERSION for i in items):
-        raise Invalid("items is a list of {id, version} (at most 5000)", field="items")
+        raise Invalid("bulk_items", field="items", max=5000)
     _check_reason(body.get("reason"))
     pairs = [(i["id"], i["version"]) for i in items]
     done = decide(event, body["action"], _actor(organiser), organiser.id, body.get("reason"),
@@ -199,20 +201,20 @@ def correct(event, organiser, submission_id):
         lat, lon = body.get("lat"), body.get("lon")
         for name, value, bound in (("lat", lat, 90), ("lon", lon, 180)):
             if type(value) not in (int, float) or not -bound <= value <= bound:
-                raise Invalid(f"{name} must be a number between -{bound} and {bound}", field=name)
+                raise Invalid("number_range", field=name, name=name, min=-bound, max=bound)
         changes.append(MOVE)
         params.update(lat=float(lat), lon=float(lon))
         inside = db.session.scalar(db.select(func.ST_Covers(Event.zone, func.ST_SetSRID(
             func.ST_MakePoint(lon, lat), 4326))).where(Event.id == event.id))
         if not (inside or event.allow_outside_zone):
-            raise Invalid("this position is outside the event's zone", field="lat")
+            raise Invalid("outside_zone", field="lat")
     if "note" in body:
         if not isinstance(body["note"], str) or len(body["note"]) > 2000:
-            raise Invalid("note is text of at most 2000 characters", field="note")
+            raise Invalid("note_too_long", field="note", max=2000)
         changes.append("note = :note")
         params["note"] = body["note"].replace("\x00", "")
     if not changes:
-        raise Invalid("nothing to change: send tags, lat and lon, or note", field="tags")
+        raise Invalid("nothing_to_change", field="tags")
     change(event, "s.id = :id AND s.version = :version", ", ".join(changes),
            "move" if changes == [MOVE] else "edit",
            _actor(organiser), organiser.id, id=submission_id, version=version, **params)
@@ -232,12 +234,12 @@ def merge(event, organiser, submission_id):
     valid = type(duplicate_id) is int and duplicate_id != submission_id and 0 < duplicate_id <= MAX_ID
     if not valid or not db.session.scalar(db.select(Submission.id).filter_by(
             event_id=event.id, id=duplicate_id)):
-        raise Invalid("duplicate is the id of another submission of this event", field="duplicate")
+        raise Invalid("duplicate_not_other", field="duplicate")
     duplicate_version = _expect_version(event, duplicate_id, body.get("duplicate_version"),
                                         field="duplicate_version")
     kept, duplicate = _one(event, submission_id), _one(event, duplicate_id)
     if kept.preset != duplicate.preset:
-        raise Invalid("only submissions of the same preset can be merged", field="duplicate")
+        raise Invalid("merge_other_preset", field="duplicate")
     actor = _actor(organiser)
     change(event, "s.id = :id AND s.version = :version", "tags = :tags", "merge", actor,
            organiser.id, id=submission_id, version=version,
@@ -246,7 +248,8 @@ def merge(event, organiser, submission_id):
            "status = 'rejected', duplicate_of_id = :kept, reviewed_at = now(), "
            "review_reason = :reason", "merge", actor, organiser.id, id=duplicate_id,
            version=duplicate_version, kept=submission_id,
-           reason=f"same feature as submission {submission_id}")
+           # In the organiser's language: the walker who recorded the duplicate reads it too.
+           reason=translate(language(), "merged_reason", id=str(submission_id)))
     db.session.execute(text("""
         UPDATE photo SET submission_id = :kept WHERE submission_id = :duplicate
         AND sha256 NOT IN (SELECT sha256 FROM photo WHERE submission_id = :kept)"""),

@@ -42,10 +42,10 @@ def _integer(name, default=None, low=1, high=2**31 - 1):
     value = request.args.get(name)
     if value is None or value == "":
         if default is None:
-            raise Invalid(f"{name} is required", field=name)
+            raise Invalid("parameter_required", field=name, name=name)
         return default
     if not INTEGER.fullmatch(value) or not low <= int(value) <= high:
-        raise Invalid(f"{name} must be a whole number from {low} to {high}", field=name)
+        raise Invalid("whole_number_range", field=name, name=name, min=low, max=high)
     return int(value)
 
 
@@ -53,16 +53,15 @@ def read_bbox(required=False):
     """The `bbox` parameter as (west, south, east, north) in WGS84 degrees, or None."""
     value = request.args.get("bbox")
     if not value and required:
-        raise Invalid("bbox is required: west,south,east,north in degrees", field="bbox")
+        raise Invalid("bbox_required", field="bbox")
     if not value:
         return None
     parts = value.split(",")
     if len(parts) != 4 or not all(NUMBER.fullmatch(part.strip()) for part in parts):
-        raise Invalid("bbox must be four numbers: west,south,east,north", field="bbox")
+        raise Invalid("bbox_format", field="bbox")
     west, south, east, north = (float(part) for part in parts)
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
-        raise Invalid("bbox must be west,south,east,north in degrees, with west <= east and "
-                      "south <= north", field="bbox")
+        raise Invalid("bbox_range", field="bbox")
     return west, south, east, north
 
 
@@ -76,8 +75,7 @@ def _moment(name):
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise Invalid(f"{name} must be an ISO 8601 time with its time zone, "
-                      "e.g. 2026-06-13T10:15:00+02:00", field=name)
+        raise Invalid("iso_time", field=name, name=name)
     return moment
 
 
@@ -86,7 +84,7 @@ def _names(name, known):
     values = [part.strip() for part in request.args.get(name, "").split(",") if part.strip()]
     for value in values:
         if value not in known:
-            raise Invalid(f"unknown {name} {value[:40]!r}", field=name)
+            raise Invalid("unknown_value", field=name, name=name, value=value[:40])
     return values or None
 
 
@@ -295,7 +293,7 @@ def map_data(event, organiser):
     zoom = _integer("zoom", low=0, high=MAX_ZOOM)
     known = request.args.get("cursor") or None
     if known is not None and not CURSOR_VALUE.fullmatch(known):
-        raise Invalid("cursor must be a value of the changes route", field="cursor")
+        raise Invalid("cursor_invalid", field="cursor")
     where, params = read_filters(event)
     if zoom <= GRID_ZOOM:
         cells = grid(event, where, params, known and int(known)).in_view(zoom, bbox)

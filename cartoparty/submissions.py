@@ -6,22 +6,22 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import bindparam, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from . import walkerview
 from .api import json_body, refuse_unknown_fields
 from .auth import current_organiser, current_participant, load_event, participant_required
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorised
 from .extensions import db
 from .models import Event, Status, Submission
 from .photos import forget_unused_files
-from .presets import all_presets, check_tags
+from .presets import LIMITS, all_presets, check_tags
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/events")
 
 FIELDS = {"client_id", "preset", "lat", "lon", "accuracy", "tags", "note", "observed_at"}
-MAX_NOTE = 2000
 
 
 def _number(body, name, low, high, required=True):
@@ -29,9 +29,9 @@ def _number(body, name, low, high, required=True):
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Invalid(f"{name} must be a number", field=name)
+        raise Invalid("not_a_number", field=name, name=name)
     if not low <= value <= high:
-        raise Invalid(f"{name} must be between {low} and {high}", field=name)
+        raise Invalid("number_range", field=name, name=name, min=low, max=high)
     return float(value)
 
 
@@ -50,10 +50,9 @@ def _observed_at(value, now):
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise Invalid("observed_at must be an ISO 8601 time with its time zone, "
-                      "e.g. 2026-06-13T10:15:00+02:00", field="observed_at")
+        raise Invalid("iso_time", field="observed_at", name="observed_at")
     if not datetime(2000, 1, 1, tzinfo=UTC) <= moment <= now + timedelta(days=1):
-        raise Invalid("observed_at is not a plausible time", field="observed_at")
+        raise Invalid("implausible_time", field="observed_at", name="observed_at")
     return moment
 
 
@@ -62,16 +61,16 @@ def read_submission(event, body):
     refuse_unknown_fields(body, FIELDS)
     client_id = _client_id(body.get("client_id"))
     if client_id is None:
-        raise Invalid("client_id must be a UUID made by the phone", field="client_id")
+        raise Invalid("client_id", field="client_id")
     preset_id = body.get("preset")
     preset = all_presets().get(preset_id) if isinstance(preset_id, str) else None
     if preset is None:
-        raise Invalid(f"unknown preset {str(preset_id)[:40]!r}", field="preset")
+        raise Invalid("unknown_preset", field="preset", preset=str(preset_id)[:40])
     if preset_id not in event.presets:
-        raise Invalid(f"the preset {preset_id!r} is not part of this event", field="preset")
+        raise Invalid("preset_not_in_event", field="preset", preset=preset_id)
     note = "" if body.get("note") is None else body["note"]
-    if not isinstance(note, str) or len(note) > MAX_NOTE:
-        raise Invalid(f"note must be text of at most {MAX_NOTE} characters", field="note")
+    if not isinstance(note, str) or len(note) > LIMITS["note_length"]:
+        raise Invalid("note_too_long", field="note", max=LIMITS["note_length"])
     return {
         "client_id": client_id,
         "preset": preset_id,
@@ -153,9 +152,9 @@ def create(event, participant):
         db.select(Submission.id, Submission.participant_id, Submission.body_sha256)
         .filter_by(event_id=event.id, client_id=values["client_id"])).one_or_none()
     if stored is None:
-        raise Invalid("this point is outside the event's zone", field="lat")
+        raise Invalid("outside_zone", field="lat")
     if stored.participant_id != participant.id or stored.body_sha256 != digest:
-        raise Conflict("another submission already has this client_id", field="client_id")
+        raise Conflict("client_id_taken", field="client_id")
     return jsonify(submission_json(stored.id)), 200
 
 
@@ -166,12 +165,11 @@ def _own_pending_submission(event, participant, client_id):
         db.select(Submission).filter_by(event_id=event.id, client_id=client_uuid)
         .with_for_update())
     if submission is None:
-        raise NotFound("there is no submission with this client_id", field="client_id")
+        raise NotFound("no_such_submission", field="client_id")
     if submission.participant_id != participant.id:
-        raise Forbidden("only the walker who recorded this point can change it", field="client_id")
+        raise Forbidden("not_your_point", field="client_id")
     if submission.status != Status.pending:
-        raise Conflict(f"this point was {submission.status} by an organiser and can no longer "
-                       "be changed", field="status")
+        raise Conflict(f"point_{submission.status}", field="status")
     return submission
 
 
@@ -182,9 +180,9 @@ def update(event, participant, client_id):
     body = json_body()
     values = read_submission(event, {"client_id": client_id, **body})
     if values["client_id"] != submission.client_id:
-        raise Invalid("client_id differs from the one in the address", field="client_id")
+        raise Invalid("client_id_differs", field="client_id")
     if not event.allow_outside_zone and not _inside_zone(event, values["lat"], values["lon"]):
-        raise Invalid("this point is outside the event's zone", field="lat")
+        raise Invalid("outside_zone", field="lat")
     lat, lon = values.pop("lat"), values.pop("lon")
     submission.geom = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
     if body.get("observed_at") is None:
@@ -207,6 +205,7 @@ def delete(event, participant, client_id):
     return "", 204
 
 
+# The organisers' view: every point of the event, with its author and its OSM match.
 FEATURE_COLLECTION = text("""
     SELECT json_build_object(
         'type', 'FeatureCollection',
@@ -219,8 +218,7 @@ FEATURE_COLLECTION = text("""
                 'note', s.note, 'status', s.status, 'accuracy', s.accuracy,
                 'observed_at', s.observed_at, 'received_at', s.received_at,
                 'photo_count', (SELECT count(*) FROM photo WHERE photo.submission_id = s.id),
-                'mine', s.participant_id = :viewer,
-                'pseudonym', CASE WHEN :organiser THEN p.pseudonym END,
+                'pseudonym', p.pseudonym, 'review_reason', s.review_reason,
                 'osm_match', CASE WHEN m.submission_id IS NOT NULL THEN json_build_object(
                     'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id,
                     'osm_version', m.osm_version, 'distance_m', m.distance_m,
@@ -230,19 +228,17 @@ FEATURE_COLLECTION = text("""
     LEFT JOIN match m ON m.submission_id = s.id
     LEFT JOIN submission original ON original.id = m.duplicate_of_id
     WHERE s.event_id = :event_id
-""").bindparams(bindparam("viewer", type_=db.Integer), bindparam("organiser", type_=db.Boolean))
+""")
 
 
 @bp.get("/<slug>/submissions.geojson")
 def feature_collection(slug):
     event = load_event(slug)
-    organiser = current_organiser()
-    is_organiser = event.is_organised_by(organiser)
-    participant = None if is_organiser else current_participant(event)
-    if not is_organiser and participant is None:
-        raise Unauthorised("only the event's walkers and organisers can see its submissions",
-                           field="Authorization")
-    collection = db.session.scalar(FEATURE_COLLECTION, {
-        "event_id": event.id, "viewer": participant.id if participant else None,
-        "organiser": is_organiser})
+    if event.is_organised_by(current_organiser()):
+        collection = db.session.scalar(FEATURE_COLLECTION, {"event_id": event.id})
+    else:
+        participant = current_participant(event)
+        if participant is None:
+            raise Unauthorised("members_only", field="Authorization")
+        collection = walkerview.collection(event, participant, request.args.get("since"))
     return Response(collection, mimetype="application/geo+json")

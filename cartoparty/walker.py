@@ -19,13 +19,22 @@ LEAFLET_FILES = ["leaflet.js", "leaflet.css", "images/marker-icon.png",
                  "images/marker-icon-2x.png", "images/marker-shadow.png",
                  "images/layers.png", "images/layers-2x.png"]
 WALKER_ASSETS = ["walker/app.js", "walker/outbox.js", "walker/form.js", "walker/map.js",
-                 "walker/walker.css", "walker/icon.svg"]
+                 "walker/i18n.js", "walker/points.js", "walker/feedback.js", "walker/walker.css",
+                 "walker/icon.svg"]
+
+
+def walker_assets(static_folder):
+    """The walker app's files under `static_folder`: its code and every preset's icon
+    (presets.load() made sure each preset has one)."""
+    icons = sorted(path.name for path in (Path(static_folder) / "icons").glob("*.svg"))
+    return WALKER_ASSETS + [f"icons/{name}" for name in icons]
 
 
 def asset_version(static_folder):
     """A fingerprint of the walker's files: a new one makes phones fetch the new app."""
     digest = hashlib.sha256(LEAFLET_VERSION.encode())
-    for name in WALKER_ASSETS:
+    for name in walker_assets(static_folder):
+        digest.update(name.encode())
         digest.update((Path(static_folder) / name).read_bytes())
     for lang in LANGUAGES:
         digest.update(json.dumps(messages(lang), sort_keys=True).encode())
@@ -34,7 +43,7 @@ def asset_version(static_folder):
 
 def shell_urls():
     """What the service worker keeps for offline use (besides each event's own page)."""
-    return ([f"/static/{name}" for name in WALKER_ASSETS]
+    return ([f"/static/{name}" for name in walker_assets(current_app.static_folder)]
             + [f"/vendor/leaflet/{LEAFLET_VERSION}/{name}" for name in LEAFLET_FILES])
 
 
@@ -53,8 +62,8 @@ def page(slug):
         "version": current_app.config["ASSET_VERSION"],
     }
     response = current_app.make_response(render_template(
-        "walker.html", state=state, event=event, lang=lang, t=messages(lang),
-        version=state["version"], leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}"))
+        "walker.html", state=state, event=event, lang=lang, version=state["version"],
+        leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}"))
     if request.args.get("lang") in LANGUAGES:
         response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")
     response.headers["Cache-Control"] = "no-cache"

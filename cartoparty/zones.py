@@ -13,34 +13,31 @@ POLYGONAL = {"Polygon", "MultiPolygon"}
 def _geometries(document):
     """The polygon geometries of a GeoJSON geometry, Feature or FeatureCollection."""
     if not isinstance(document, dict):
-        raise Invalid("the zone must be a GeoJSON object", field="zone")
+        raise Invalid("zone_not_object", field="zone")
     kind = document.get("type")
     if kind == "FeatureCollection":
         features = document.get("features")
         if not isinstance(features, list) or not features:
-            raise Invalid("the zone's FeatureCollection has no features", field="zone")
+            raise Invalid("zone_no_features", field="zone")
         return [geometry for feature in features for geometry in _geometries(feature)]
     if kind == "Feature":
         return _geometries(document.get("geometry"))
     if kind in POLYGONAL:
         return [document]
-    raise Invalid(f"the zone must be a Polygon or MultiPolygon, not {str(kind)[:40]!r}",
-                  field="zone")
+    raise Invalid("zone_not_polygon", field="zone", kind=str(kind)[:40])
 
 
 def _check_coordinates(value):
     if isinstance(value, list) and value and not isinstance(value[0], list):
         if len(value) < 2 or not all(isinstance(n, int | float) and not isinstance(n, bool)
                                      for n in value):
-            raise Invalid("the zone has a position that is not [longitude, latitude]",
-                          field="zone")
+            raise Invalid("zone_position", field="zone")
         lon, lat = value[0], value[1]
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise Invalid(f"the zone has a position out of range: [{lon}, {lat}] "
-                          "(GeoJSON is [longitude, latitude] in WGS84)", field="zone")
+            raise Invalid("zone_position_range", field="zone", lon=lon, lat=lat)
         return
     if not isinstance(value, list) or not value:
-        raise Invalid("the zone has empty or malformed coordinates", field="zone")
+        raise Invalid("zone_coordinates", field="zone")
     for item in value:
         _check_coordinates(item)
 
@@ -51,7 +48,7 @@ def read_zone(document):
         try:
             document = json.loads(document)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise Invalid(f"the zone is not valid JSON: {error}", field="zone") from None
+            raise Invalid("zone_json", field="zone", detail=str(error)) from None
     geometries = _geometries(document)
     for geometry in geometries:
         _check_coordinates(geometry.get("coordinates"))
@@ -65,10 +62,9 @@ def read_zone(document):
                 func.ST_AsEWKT(func.ST_Multi(func.ST_Union(func.ST_CollectionExtract(shape, 3)))),
             )).one()
     except db.exc.DBAPIError as error:
-        raise Invalid(f"the zone is not a readable GeoJSON geometry: {error.orig}",
-                      field="zone") from None
+        raise Invalid("zone_unreadable", field="zone", detail=str(error.orig)) from None
     if not valid:
-        raise Invalid(f"the zone's outline is not valid: {reason}", field="zone")
+        raise Invalid("zone_invalid", field="zone", detail=reason)
     if not area:
-        raise Invalid("the zone has no area", field="zone")
+        raise Invalid("zone_no_area", field="zone")
     return ewkt

@@ -19,6 +19,7 @@ from sqlalchemy import text
 import cartoparty
 from cartoparty.auth import hash_password
 from cartoparty.extensions import db
+from cartoparty.i18n import CATALOGS
 from cartoparty.models import Organiser, Team
 from cartoparty.zones import read_zone
 
@@ -98,7 +99,10 @@ def test_openapi_document_is_served(client):
     assert response.status_code == 200
     assert response.is_json
     assert response.json["openapi"] == "3.1.0"
-    assert response.json == DOCUMENT
+    served = json.loads(response.data)
+    codes = served["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+    assert codes.pop("enum") == error_codes_in_catalogs()
+    assert served == DOCUMENT
     assert response.json["info"]["title"] == "cartoparty API"
     assert response.json["info"]["version"] == cartoparty.__version__
     assert response.json["info"]["license"]["identifier"] == "AGPL-3.0-or-later"
@@ -261,11 +265,16 @@ def test_geojson_conforms_for_walkers_and_organisers(client, event, walker):
     assert_conforms(response, "/api/events/{slug}/submissions.geojson", "get")
 
 
+def error_codes_in_catalogs():
+    return sorted(key.removeprefix("error.") for key in CATALOGS["en"] if key.startswith("error."))
+
+
 def test_unknown_api_route_is_a_json_404(client):
     response = client.get("/api/no/such/route")
     assert response.status_code == 404
     assert response.is_json
-    assert response.json["error"]
+    assert response.json["error"]["code"] == "not_found"
+    assert response.json["error"]["message"] == "There is nothing at this address."
     validator(pointer("components", "schemas", "Error")).validate(response.json)
 
 
@@ -284,7 +293,7 @@ def test_join_with_a_team_conforms(client, event):
     refused = client.post("/api/events/party/participants",
                           json={**body, "pseudonym": "Sam", "team": "no-such-team"})
     assert refused.status_code == 422
-    assert refused.json["field"] == "team"
+    assert refused.json["error"]["field"] == "team"
     assert_conforms(refused, path, "post")
 
 
@@ -339,7 +348,7 @@ def test_review_detail_conforms(client, organiser, walker):
     assert_conforms(response, DETAIL, "get")
     missing = client.get(f"{ORGANISE}/submissions/999999")
     assert missing.status_code == 404
-    assert missing.json["field"] == "submission_id"
+    assert missing.json["error"]["field"] == "submission_id"
     assert_conforms(missing, DETAIL, "get")
 
 
@@ -354,12 +363,12 @@ def test_decisions_conform(client, organiser, walker):
     stale = client.post(f"{ORGANISE}/submissions/{first}/reject", headers=headers,
                         json=conforming_body("Decision", {"version": 1, "reason": "doublon"}))
     assert stale.status_code == 409
-    assert stale.json["field"] == "version"
+    assert stale.json["error"]["field"] == "version"
     assert_conforms(stale, DECIDE, "post")
     no_reason = client.post(f"{ORGANISE}/submissions/{second}/reject", headers=headers,
                             json={"version": 1})
     assert no_reason.status_code == 422
-    assert no_reason.json["field"] == "reason"
+    assert no_reason.json["error"]["field"] == "reason"
     assert_conforms(no_reason, DECIDE, "post")
     rejected = client.post(f"{ORGANISE}/submissions/{second}/reject", headers=headers,
                            json=conforming_body("Decision", {"version": 1, "reason": "photo floue"}))
@@ -386,7 +395,7 @@ def test_bulk_decision_conforms(client, organiser, walker):
     refused = client.post(f"{ORGANISE}/review/bulk", headers=headers,
                           json={"action": "delete", "items": body["items"]})
     assert refused.status_code == 422
-    assert refused.json["field"] == "action"
+    assert refused.json["error"]["field"] == "action"
     assert_conforms(refused, BULK, "post")
 
 
@@ -411,7 +420,7 @@ def test_corrections_conform(client, organiser, walker):
     bad_tag = client.patch(f"{ORGANISE}/submissions/{point}", headers=headers,
                            json={"version": 3, "tags": {"height": "tall"}})
     assert bad_tag.status_code == 422
-    assert bad_tag.json["field"] == "tags.height"
+    assert bad_tag.json["error"]["field"] == "tags.height"
     assert_conforms(bad_tag, DETAIL, "patch")
 
 
@@ -427,7 +436,7 @@ def test_what_the_correction_schema_refuses_the_app_refuses(client, organiser, w
     assert not validator(pointer("components", "schemas", "Correction")).is_valid(body)
     response = client.patch(f"{ORGANISE}/submissions/{point}", json=body, headers=csrf(client))
     assert response.status_code == 422
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert_conforms(response, DETAIL, "patch")
 
 
@@ -439,7 +448,7 @@ def test_merge_conforms(client, organiser, walker):
     other_preset = client.post(f"{ORGANISE}/submissions/{kept}/merge", headers=headers, json={
         "version": 1, "duplicate": bench, "duplicate_version": 1})
     assert other_preset.status_code == 422
-    assert other_preset.json["field"] == "duplicate"
+    assert other_preset.json["error"]["field"] == "duplicate"
     assert_conforms(other_preset, MERGE, "post")
     stale = client.post(f"{ORGANISE}/submissions/{kept}/merge", headers=headers, json={
         "version": 1, "duplicate": duplicate, "duplicate_version": 2})
@@ -488,7 +497,7 @@ def test_organiser_route_errors_conform(client, event, organiser, walker, method
     unknown_event = getattr(client, method)(url.replace("/party/", "/nowhere/"), json=body,
                                             headers=headers)
     assert unknown_event.status_code == 404
-    assert unknown_event.json["field"] == "slug"
+    assert unknown_event.json["error"]["field"] == "slug"
     assert_conforms(unknown_event, path, method)
     stranger = make_organiser("bob@example.org", events=[make_event("other")])
     with client.session_transaction() as session:
@@ -537,7 +546,7 @@ def test_review_map_conforms_with_points_and_clusters(client, organiser, walker)
     assert_conforms(clusters, path, "get")
     refused = client.get(f"{ORGANISE}/map", query_string={"zoom": "14"})
     assert refused.status_code == 422
-    assert refused.json["field"] == "bbox"
+    assert refused.json["error"]["field"] == "bbox"
     assert_conforms(refused, path, "get")
 
 
@@ -591,11 +600,11 @@ def test_documented_query_parameters_are_the_ones_read(client, organiser, route)
         response = client.get(f"{ORGANISE}/{route}",
                               query_string={**examples, parameter["name"]: BAD_QUERY[parameter["name"]]})
         assert response.status_code == 422, parameter["name"]
-        assert response.json["field"] == parameter["name"]
+        assert response.json["error"]["field"] == parameter["name"]
         assert_conforms(response, path, "get")
     required = {p["name"] for p in parameters if p.get("required")}
     for name in required:
         response = client.get(f"{ORGANISE}/{route}",
                               query_string={k: v for k, v in examples.items() if k != name})
         assert response.status_code == 422
-        assert response.json["field"] == name
+        assert response.json["error"]["field"] == name

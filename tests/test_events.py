@@ -19,8 +19,10 @@ def test_event_shows_zone_as_geojson_and_its_presets(client, event):
 def test_unknown_event_is_404_naming_the_slug(client):
     response = client.get("/api/events/nowhere")
     assert response.status_code == 404
-    assert response.json["field"] == "slug"
-    assert "nowhere" in response.json["error"]
+    assert response.json["error"]["field"] == "slug"
+    assert response.json["error"]["code"] == "no_such_event"
+    assert response.json["error"]["params"] == {"slug": "nowhere"}
+    assert "nowhere" in response.json["error"]["message"]
 
 
 def test_joining_returns_a_token_and_stores_only_pseudonym_and_consent(client, event):
@@ -49,7 +51,7 @@ def test_joining_returns_a_token_and_stores_only_pseudonym_and_consent(client, e
 def test_bad_join_is_refused_naming_the_field(client, event, body, status, field):
     response = client.post("/api/events/party/participants", json=body)
     assert response.status_code == status
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert db.session.scalar(db.select(db.func.count()).select_from(Participant)) == 0
 
 
@@ -58,7 +60,7 @@ def test_pseudonym_is_unique_within_an_event_whatever_its_case(client, event):
     response = client.post("/api/events/party/participants",
                            json={"pseudonym": "CAMILLE", "consent": True})
     assert response.status_code == 409
-    assert response.json["field"] == "pseudonym"
+    assert response.json["error"]["field"] == "pseudonym"
     make_event("other")
     assert client.post("/api/events/other/participants",
                        json={"pseudonym": "Camille", "consent": True}).status_code == 201

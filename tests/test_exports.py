@@ -362,6 +362,32 @@ def test_html_map_is_self_contained_and_escapes_what_walkers_typed(event, points
     assert json.dumps("Érable « champêtre » 🌳")[1:-1] in page
 
 
+# folium's call on its map (named map_<hex>), not Leaflet's own source inlined in the page.
+FIT_BOUNDS = re.compile(r"\bmap_[0-9a-f]+\.fitBounds\(\s*(\[\[[^\]]*\], \[[^\]]*\]\])\s*,\s*(\{[^}]*\})\s*\)")
+
+
+def fitted_bounds(page):
+    """The bounds and options of the map's one fitBounds call, read back from the HTML file."""
+    [(bounds, options)] = FIT_BOUNDS.findall(page)
+    return json.loads(bounds), json.loads(options)
+
+
+def test_html_map_opens_on_the_bounds_of_its_points(event, points, tmp_path):
+    page = export(event, "html", tmp_path, "map.html")[0].read_text(encoding="utf-8")
+    bounds, options = fitted_bounds(page)
+    # The five approved points, from 45.5651, 5.9201 to 45.5655, 5.9205; not the pending one.
+    assert bounds == [[pytest.approx(45.5651), pytest.approx(5.9201)],
+                      [pytest.approx(45.5655), pytest.approx(5.9205)]]
+    assert options == {"maxZoom": 18}
+
+
+def test_html_map_without_points_opens_on_the_zone(event, tmp_path):
+    page = export(event, "html", tmp_path, "map.html")[0].read_text(encoding="utf-8")
+    bounds, _ = fitted_bounds(page)
+    assert bounds == [[pytest.approx(45.560), pytest.approx(5.915)],
+                      [pytest.approx(45.570), pytest.approx(5.930)]]  # conftest.ZONE
+
+
 def test_html_comment_cannot_be_closed_by_an_event_name(event, tmp_path):
     event.name = "Fin de l'été --> <script>alert(1)</script>"
     db.session.commit()
@@ -492,7 +518,9 @@ def test_exports_page_lists_every_format_and_is_linked_from_the_organiser_pages(
     html = page.get_data(as_text=True)
     for fmt in exports.FORMATS:
         assert f'href="/organise/party/exports/{fmt}"' in html
-    assert "5 point(s), dont 2 défibrillateur(s)" in html or "5 point(s), 2 of them" in html
+    assert "5 points, dont 2 défibrillateurs." in html
+    english = client.get("/organise/party/exports?lang=en").get_data(as_text=True)
+    assert "5 points, 2 of them defibrillators." in english
     assert "etalab-2.0" in html and "ODbL-1.0" in html
     for other in ("/organise/party", "/organise/party/settings"):
         assert 'href="/organise/party/exports"' in client.get(other).get_data(as_text=True)
@@ -530,9 +558,11 @@ def test_organiser_downloads_each_export_with_its_licence(client, organiser, poi
 
 
 def test_unknown_export_is_a_404(client, organiser, event):
-    response = client.get("/organise/party/exports/shapefile")
+    response = client.get("/organise/party/exports/shapefile?lang=en")
     assert response.status_code == 404
-    assert "there is no export &#39;shapefile&#39;" in response.get_data(as_text=True)
+    assert "There is no export shapefile" in response.get_data(as_text=True)
+    french = client.get("/organise/party/exports/shapefile").get_data(as_text=True)
+    assert "Il n&#39;y a pas d&#39;export shapefile" in french
 
 
 @pytest.mark.parametrize("path", ["/organise/party/exports", "/organise/party/exports/csv"])

@@ -93,7 +93,7 @@ def test_feedback_needs_a_walker_of_this_event(client, event, walker):
     for headers in ({}, stranger, {"Authorization": "Bearer nonsense"}):
         response = client.post(URL, json=ANSWER, headers=headers)
         assert response.status_code == 401
-        assert response.json["field"] == "Authorization"
+        assert response.json["error"]["field"] == "Authorization"
         assert_conforms(response, PATH, "post")
         assert client.get(URL, headers=headers).status_code == 401
     missing = client.post("/api/events/nowhere/feedback", json=ANSWER, headers=walker)
@@ -119,7 +119,7 @@ def test_a_bad_answer_is_refused_naming_the_field_and_nothing_is_kept(client, ev
     assert not validator(pointer("components", "schemas", "FeedbackInput")).is_valid(body)
     response = client.post(URL, json=body, headers=walker)
     assert response.status_code == 422
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert_conforms(response, PATH, "post")
     assert feedback_rows() == []
     # The walker may still answer, correctly this time.

@@ -120,7 +120,8 @@ def test_fetching_again_within_five_minutes_is_429_unless_forced(client, event, 
     fetched(event, minutes_ago=2)
     refused = client.post(CHECK, json={"fetch": True}, headers=csrf(client))
     assert refused.status_code == 429
-    assert "less than 5 minutes ago" in refused.json["error"]
+    assert refused.json["error"]["code"] == "osm_too_soon"
+    assert "less than 5 minutes ago" in refused.json["error"]["message"]
     assert_conforms(refused, ASK, "post")
     assert db.session.scalar(db.select(db.func.count()).select_from(OsmCheck)) == 0
     forced = client.post(CHECK, json={"fetch": True, "force": True}, headers=csrf(client))
@@ -150,7 +151,7 @@ def test_matching_without_any_osm_data_is_refused(client, event, organiser):
     db.session.commit()
     response = client.post(CHECK, json={"fetch": False}, headers=csrf(client))
     assert response.status_code == 422
-    assert response.json["field"] == "fetch"
+    assert response.json["error"]["field"] == "fetch"
     assert_conforms(response, ASK, "post")
 
 
@@ -161,7 +162,7 @@ def test_matching_without_any_osm_data_is_refused(client, event, organiser):
 def test_bad_bodies_are_422_naming_the_field(client, organiser, body, field):
     response = client.post(CHECK, json=body, headers=csrf(client))
     assert response.status_code == 422
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert_conforms(response, ASK, "post")
     assert db.session.scalar(db.select(db.func.count()).select_from(OsmCheck)) == 0
 
@@ -180,7 +181,7 @@ def test_only_the_event_organisers_may_see_or_ask(client, event, organiser, meth
     headers = csrf(client)
     path = OVERVIEW if method == "get" else ASK
     unknown = getattr(client, method)(url.replace("/party/", "/nowhere/"), json={}, headers=headers)
-    assert (unknown.status_code, unknown.json["field"]) == (404, "slug")
+    assert (unknown.status_code, unknown.json["error"]["field"]) == (404, "slug")
     assert_conforms(unknown, path, method)
     stranger = make_organiser("bob@example.org", events=[make_event("other")])
     with client.session_transaction() as session:
@@ -286,7 +287,7 @@ def test_cli_queues_a_check(runner, event):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--event", "nowhere"], "there is no event 'nowhere'"),
-    (["--event", "party", "--no-fetch"], "there is no OSM data for this event yet"),
+    (["--event", "party", "--no-fetch"], "There is no OSM data for this event yet"),
 ])
 def test_cli_check_refusals_are_one_line(runner, event, args, message):
     result = runner.invoke(cli, ["osm", "check", *args])
@@ -454,6 +455,8 @@ def test_a_failed_fetch_fails_the_check_and_changes_nothing(app, party, fake_ove
     assert state["snapshot"]["element_count"] == 1
     assert state["snapshot"]["source"] == "file t.osm"
     assert state["snapshot"]["last_error"] == check["error"]
+    assert check["error_detail"]["code"] == "overpass_failed"
+    assert state["snapshot"]["last_error_detail"] == check["error_detail"]
     elements = db.select(OsmElement.osm_id).where(OsmElement.event_id == event.id)
     assert db.session.scalars(elements).all() == [7]
     assert matches_of(event) == matches_before
@@ -491,7 +494,8 @@ def test_an_unexpected_failure_is_reported_and_rolled_back(app, party, fake_over
     work(app)
     [check] = overview(client)["checks"]
     assert (check["id"], check["status"]) == (check_id, "failed")
-    assert check["error"].startswith("the check failed unexpectedly (KeyError)")
+    assert check["error"].startswith("The check failed unexpectedly (KeyError)")
+    assert check["error_detail"] == {"code": "check_crashed", "params": {"kind": "KeyError"}}
     assert check["step"] == "matching 1 submission"
     assert matches_of(event) == []
     assert jobs_of([check_id])[0][2] == "failed"

@@ -100,7 +100,7 @@ def test_bad_bbox_is_refused_naming_it(client, organiser, bbox):
     response = client.get(f"{ORGANISE}/osm/features",
                           query_string={} if bbox is None else {"bbox": bbox})
     assert response.status_code == 422
-    assert response.json["field"] == "bbox"
+    assert response.json["error"]["field"] == "bbox"
     assert_conforms(response, FEATURES, "get")
 
 
@@ -134,7 +134,7 @@ def test_candidates_say_which_is_the_current_match(client, event, organiser, wal
 def test_candidates_of_an_unknown_submission_are_a_404(client, organiser, submission_id):
     response = client.get(f"{ORGANISE}/submissions/{submission_id}/candidates")
     assert response.status_code == 404
-    assert response.json["field"] == "submission_id"
+    assert response.json["error"]["field"] == "submission_id"
     assert_conforms(response, CANDIDATES, "get")
 
 
@@ -145,7 +145,7 @@ def test_submission_of_another_event_is_not_found(client, app, organiser):
     assert client.get(f"{ORGANISE}/submissions/{point}/candidates").status_code == 404
     refused = client.post(f"{ORGANISE}/submissions/{point}/match", json={"outcome": "new"},
                           headers=csrf(client))
-    assert (refused.status_code, refused.json["field"]) == (404, "submission_id")
+    assert (refused.status_code, refused.json["error"]["field"]) == (404, "submission_id")
     assert db.session.get(Match, point) is None
 
 
@@ -176,6 +176,7 @@ def test_organiser_says_which_osm_feature_a_point_is(client, event, organiser, m
 def test_organiser_marks_a_point_as_a_different_feature_then_undoes_it(client, event, organiser,
                                                                         matched):
     tree = matched["tree"]
+    checked = client.get(f"{ORGANISE}/submissions/{tree}").json["osm_match"]
     marked = client.post(f"{ORGANISE}/submissions/{tree}/match", headers=csrf(client),
                          json={"outcome": "new"})
     assert marked.status_code == 200, marked.json
@@ -186,18 +187,82 @@ def test_organiser_marks_a_point_as_a_different_feature_then_undoes_it(client, e
     undone = client.delete(f"{ORGANISE}/submissions/{tree}/match", headers=csrf(client))
     assert undone.status_code == 200, undone.json
     assert_conforms(undone, MATCH, "delete")
-    assert undone.json["osm_match"] is None  # until conflation runs again
+    # The match the check had found, back as it was: not "unmatched until the next check".
+    assert undone.json["osm_match"] == checked
+    assert checked["outcome"] == "update" and checked["overridden_by"] is None
     assert [entry.action for entry in history(tree)] == ["match_new", "match_undo"]
     assert history(tree)[1].before["osm_match"]["outcome"] == "new"
-    assert history(tree)[1].after["osm_match"] is None
+    assert history(tree)[1].after["osm_match"] == checked
     match(event)
     assert client.get(f"{ORGANISE}/submissions/{tree}").json["osm_match"]["osm_id"] == 7
+
+
+def correct(client, submission_id, body=None):
+    """Correct a point's match (`body`), or undo the correction (no body); the API's answer."""
+    url = f"{ORGANISE}/submissions/{submission_id}/match"
+    response = (client.post(url, headers=csrf(client), json=body) if body is not None
+                else client.delete(url, headers=csrf(client)))
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_undo_after_several_corrections_gives_back_the_match_found_before_them(client, organiser,
+                                                                               matched):
+    tree = matched["tree"]
+    checked = client.get(f"{ORGANISE}/submissions/{tree}").json["osm_match"]
+    correct(client, tree, {"osm_type": "node", "osm_id": 8})
+    correct(client, tree, {"outcome": "new"})
+    assert correct(client, tree)["osm_match"] == checked
+    row = db.session.get(Match, tree)
+    assert (row.outcome, row.osm_id, row.overridden_by) == ("update", 7, None)
+    # Corrected again later, undone again: the same match comes back, once more.
+    correct(client, tree, {"outcome": "new"})
+    assert correct(client, tree)["osm_match"] == checked
+
+
+def test_the_api_history_does_not_carry_the_kept_match_rows(client, organiser, matched):
+    detail = correct(client, matched["tree"], {"outcome": "new"})
+    [entry] = detail["history"]
+    assert "match" not in entry["before"] and "match" not in entry["after"]
+    assert history(matched["tree"])[0].before["match"]["osm_id"] == 7  # kept in the audit
+
+
+def test_undo_of_a_point_never_checked_leaves_it_unmatched(client, organiser, walker, matched):
+    fresh = recorded(client, walker, north_m=300)
+    correct(client, fresh, {"outcome": "new"})
+    assert correct(client, fresh)["osm_match"] is None
+    assert db.session.get(Match, fresh) is None
+
+
+@pytest.mark.parametrize("change", ["new version", "gone"])
+def test_undo_leaves_the_point_unmatched_when_its_osm_feature_changed(client, event, organiser,
+                                                                      matched, change):
+    tree = matched["tree"]
+    correct(client, tree, {"outcome": "new"})
+    feature = db.session.get(OsmElement, (event.id, "node", 7))
+    if change == "gone":
+        db.session.delete(feature)
+    else:
+        feature.version = 4  # its tags may differ from the diff kept: wait for the next check
+    db.session.commit()
+    assert correct(client, tree)["osm_match"] is None
+    assert db.session.get(Match, tree) is None
+
+
+def test_undo_leaves_the_point_unmatched_when_another_point_took_its_feature(client, organiser,
+                                                                             walker, matched):
+    tree = matched["tree"]
+    other = recorded(client, walker, east_m=2, tags={"species": "Tilia"})
+    correct(client, tree, {"outcome": "new"})
+    correct(client, other, {"osm_type": "node", "osm_id": 7})
+    assert correct(client, tree)["osm_match"] is None
+    assert db.session.get(Match, other).osm_id == 7
 
 
 def test_undoing_when_nothing_was_corrected_is_a_conflict(client, organiser, matched):
     response = client.delete(f"{ORGANISE}/submissions/{matched['tree']}/match", headers=csrf(client))
     assert response.status_code == 409
-    assert response.json["field"] == "submission_id"
+    assert response.json["error"]["field"] == "submission_id"
     assert_conforms(response, MATCH, "delete")
     assert history(matched["tree"]) == []
     assert db.session.get(Match, matched["tree"]).osm_id == 7
@@ -211,7 +276,7 @@ def test_a_feature_given_by_hand_to_another_point_is_refused(client, organiser, 
     assert given.status_code == 200
     refused = client.post(url.format(other), headers=csrf(client), json={"osm_type": "node", "osm_id": 8})
     assert refused.status_code == 409
-    assert refused.json["field"] == "osm_id"
+    assert refused.json["error"]["field"] == "osm_id"
     assert_conforms(refused, MATCH, "post")
     assert history(other) == []
     assert client.get(f"{ORGANISE}/submissions/{other}").json["osm_match"] is None
@@ -242,7 +307,7 @@ def test_bad_match_bodies_are_refused_naming_the_field(client, organiser, matche
     response = client.post(f"{ORGANISE}/submissions/{matched['tree']}/match", json=body,
                            headers=csrf(client))
     assert response.status_code == 422
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert_conforms(response, MATCH, "post")
     assert history(matched["tree"]) == []
     assert db.session.get(Match, matched["tree"]).overridden_by is None
@@ -263,7 +328,7 @@ def test_an_osm_feature_not_in_the_event_data_is_refused(client, organiser, matc
     response = client.post(f"{ORGANISE}/submissions/{matched['tree']}/match", headers=csrf(client),
                            json={"osm_type": "way", "osm_id": 7})
     assert response.status_code == 404
-    assert response.json["field"] == "osm_id"
+    assert response.json["error"]["field"] == "osm_id"
     assert_conforms(response, MATCH, "post")
     assert history(matched["tree"]) == []
     assert db.session.get(Match, matched["tree"]).osm_id == 7
@@ -288,7 +353,7 @@ def test_only_the_event_organisers_may_use_the_osm_routes(client, event, organis
         assert no_token.status_code == 400
         assert_conforms(no_token, path, method)
     unknown_event = send(url.replace("/party/", "/nowhere/"), json=body, headers=headers)
-    assert (unknown_event.status_code, unknown_event.json["field"]) == (404, "slug")
+    assert (unknown_event.status_code, unknown_event.json["error"]["field"]) == (404, "slug")
     assert_conforms(unknown_event, path, method)
     stranger = make_organiser("bob@example.org", events=[make_event("other")])
     with client.session_transaction() as session:

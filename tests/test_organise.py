@@ -1,6 +1,8 @@
 import io
 import json
 import re
+from datetime import UTC, datetime
+from html import unescape
 
 import pytest
 from conftest import ZONE, make_event
@@ -8,10 +10,21 @@ from flask import g
 from PIL import Image
 
 from cartoparty.extensions import db
+from cartoparty.i18n import translate
 from cartoparty.models import Event, Participant, Team
 
 SECTOR = {"type": "Polygon", "coordinates": [[
     [5.916, 45.561], [5.920, 45.561], [5.920, 45.565], [5.916, 45.565], [5.916, 45.561]]]}
+# What two taps on the map then "Finish" give (static/organise/draw.js): a ring of 2 corners.
+TWO_CORNERS = {"type": "Polygon", "coordinates": [[[5.916, 45.561], [5.920, 45.565], [5.916, 45.561]]]}
+
+
+def says(response, code, lang="fr"):
+    """Whether the page shows the catalog's text of the error `code` (its fixed parts: the
+    parameters vary)."""
+    page = unescape(response.get_data(as_text=True))
+    parts = re.split(r"\{[a-z_]+\}", translate(lang, f"error.{code}"))
+    return all(part.strip() in page for part in parts if part.strip())
 
 
 def csrf(client, path):
@@ -53,21 +66,75 @@ def test_zone_can_come_from_an_uploaded_geojson_file(client, organiser):
     assert response.status_code == 302
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"zone": ""}, "zone"),
-    ({"zone": '{"type": "Polygon", "coordinates": [[[0,0],[1,1],[1,0],[0,1],[0,0]]]}'}, "not valid"),
-    ({"slug": "Bad Slug"}, "slug"),
-    ({"slug": "party"}, "already has this address"),
-    ({"presets": []}, "presets"),
-    ({"name": ""}, "name"),
-    ({"ends_at": "2026-06-12T10:00"}, "ends_at"),
-    ({"starts_at": "tomorrow"}, "starts_at"),
+@pytest.mark.parametrize(("values", "code"), [
+    ({"zone": ""}, "zone_missing"),
+    ({"zone": '{"type": "Polygon", "coordinates": [[[0,0],[1,1],[1,0],[0,1],[0,0]]]}'}, "zone_invalid"),
+    ({"zone": json.dumps(TWO_CORNERS)}, "zone_corners"),
+    ({"slug": "Bad Slug"}, "slug_format"),
+    ({"slug": "party"}, "slug_taken"),
+    ({"presets": []}, "no_presets_chosen"),
+    ({"name": ""}, "event_name_length"),
+    ({"ends_at": "2026-06-12T10:00"}, "ends_before_start"),
+    ({"starts_at": "tomorrow"}, "not_a_time"),
 ])
-def test_bad_event_forms_say_what_is_wrong_and_create_nothing(client, organiser, values, message):
+def test_bad_event_forms_say_what_is_wrong_and_create_nothing(client, organiser, values, code):
     response = new_event_form(client, **values)
     assert response.status_code == 422
-    assert message in response.get_data(as_text=True)
+    assert says(response, code)
     assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 1
+
+
+def test_a_taken_address_is_said_in_english_too(client, organiser):
+    form = {"csrf_token": csrf(client, "/organise/new"), "name": "Bissy", "slug": "party",
+            "zone": json.dumps(ZONE), "presets": ["tree"]}
+    response = client.post("/organise/new?lang=en", data=form)
+    assert response.status_code == 422
+    assert "An event already has this short address" in unescape(response.get_data(as_text=True))
+
+
+def listed_slugs(client):
+    """The slugs on the public map of events, as its page and its GeoJSON give them."""
+    api = {feature["properties"]["slug"] for feature in client.get("/api/events").json["features"]}
+    page = set(re.findall(r'<li data-slug="([^"]+)"', client.get("/events").get_data(as_text=True)))
+    assert api == page
+    return api
+
+
+def test_a_new_event_is_not_public_until_its_organiser_lists_it(client, organiser):
+    assert new_event_form(client).status_code == 302
+    event = db.session.scalar(db.select(Event).filter_by(slug="bissy"))
+    assert event.listed is False
+    assert "bissy" not in listed_slugs(client)
+    settings = client.get("/organise/bissy/settings").get_data(as_text=True)
+    assert re.search(r'<input type="checkbox" name="listed"[^>]*>', settings).group(0).count("checked") == 0
+
+    form = {"csrf_token": csrf(client, "/organise/bissy/settings"), "name": "Bissy à pied",
+            "presets": ["tree"], "zone": "", "listed": "on"}
+    assert client.post("/organise/bissy/settings", data=form).status_code == 302
+    assert "bissy" in listed_slugs(client)
+    settings = client.get("/organise/bissy/settings").get_data(as_text=True)
+    assert "checked" in re.search(r'<input type="checkbox" name="listed"[^>]*>', settings).group(0)
+
+    # The restitution page's switch still takes it off the map, and back.
+    token = csrf(client, "/organise/bissy/restitution")
+    client.post("/organise/bissy/restitution", data={"csrf_token": token, "action": "unlist"})
+    assert "bissy" not in listed_slugs(client)
+
+
+def test_an_event_created_with_the_box_ticked_is_listed(client, organiser):
+    assert new_event_form(client, listed="on").status_code == 302
+    assert "bissy" in listed_slugs(client)
+
+
+def test_home_shows_times_in_the_event_time_zone(client, organiser):
+    event = db.session.scalar(db.select(Event).filter_by(slug="party"))
+    event.starts_at = datetime(2026, 6, 13, 8, 0, tzinfo=UTC)  # 10:00 in Paris (summer time)
+    db.session.commit()
+    page = client.get("/organise").get_data(as_text=True)
+    assert re.findall(r"<time [^>]*>([^<]*)</time>", page) == ["13 juin 2026, 10:00:00"]
+    assert "· 0 point</span>" in page  # a count in words, singular in French
+    english = client.get("/organise?lang=en").get_data(as_text=True)
+    assert re.findall(r"<time [^>]*>([^<]*)</time>", english) == ["Jun 13, 2026, 10:00:00\u202fAM"]
 
 
 def test_organiser_edits_the_event(client, organiser):
@@ -109,10 +176,39 @@ def test_sector_outside_the_zone_and_duplicate_names_are_refused(client, organis
     far = {"type": "Polygon", "coordinates": [[[2.3, 48.8], [2.4, 48.8], [2.4, 48.9], [2.3, 48.8]]]}
     response = add_team(client, sector=json.dumps(far))
     assert response.status_code == 422
-    assert "inside the event" in response.get_data(as_text=True)
+    assert says(response, "sector_outside_zone")
     add_team(client)
-    assert add_team(client).status_code == 422
+    taken = add_team(client)
+    assert taken.status_code == 422
+    assert "Une équipe s'appelle déjà « Les arbres »" in unescape(taken.get_data(as_text=True))
     assert db.session.scalar(db.select(db.func.count()).select_from(Team)) == 1
+
+
+def team_count():
+    return db.session.scalar(db.select(db.func.count()).select_from(Team))
+
+
+@pytest.mark.parametrize("sector", [
+    TWO_CORNERS,
+    {"type": "Feature", "geometry": TWO_CORNERS},
+    {"type": "MultiPolygon", "coordinates": [SECTOR["coordinates"], TWO_CORNERS["coordinates"]]},
+    {"type": "Polygon", "coordinates": [[[5.916, 45.561], [5.916, 45.561]]]},  # one tap
+])
+def test_a_sector_of_fewer_than_three_corners_is_refused(client, organiser, sector):
+    response = add_team(client, sector=json.dumps(sector))
+    assert response.status_code == 422
+    assert "Un secteur a au moins 3 coins" in unescape(response.get_data(as_text=True))
+    assert team_count() == 0
+
+
+def test_an_uploaded_sector_of_two_corners_is_refused_in_english_too(client, organiser):
+    upload = (io.BytesIO(json.dumps(TWO_CORNERS).encode()), "sector.geojson")
+    form = {"csrf_token": csrf(client, "/organise/party/settings"), "name": "Les arbres",
+            "sector": "", "sector_file": upload}
+    response = client.post("/organise/party/teams?lang=en", data=form)
+    assert response.status_code == 422
+    assert "A sector has at least 3 corners" in unescape(response.get_data(as_text=True))
+    assert team_count() == 0
 
 
 def test_join_with_a_team_code_of_another_event_is_refused(client, organiser):
@@ -122,7 +218,7 @@ def test_join_with_a_team_code_of_another_event_is_refused(client, organiser):
     response = client.post("/api/events/other/participants",
                            json={"pseudonym": "Noor", "consent": True, "team": code})
     assert response.status_code == 422
-    assert response.json["field"] == "team"
+    assert response.json["error"]["field"] == "team"
 
 
 def test_team_can_be_deleted_and_its_walkers_stay(client, organiser):
@@ -132,9 +228,31 @@ def test_team_can_be_deleted_and_its_walkers_stay(client, organiser):
                 json={"pseudonym": "Noor", "consent": True, "team": team.join_code})
     token = csrf(client, "/organise/party/settings")
     assert client.post(f"/organise/party/teams/{team.id}/delete",
-                       data={"csrf_token": token}).status_code == 302
-    assert db.session.scalar(db.select(db.func.count()).select_from(Team)) == 0
+                       data={"csrf_token": token, "confirm": "yes"}).status_code == 302
+    assert team_count() == 0
     assert db.session.scalar(db.select(Participant.team_id)) is None
+
+
+@pytest.mark.parametrize("confirm", [None, "", "no", "on"])
+def test_a_team_is_not_deleted_without_confirmation(client, organiser, confirm):
+    add_team(client)
+    team = db.session.scalar(db.select(Team))
+    form = {"csrf_token": csrf(client, "/organise/party/settings")}
+    if confirm is not None:
+        form["confirm"] = confirm
+    response = client.post(f"/organise/party/teams/{team.id}/delete", data=form)
+    assert response.status_code == 422
+    assert "L'équipe « Les arbres » n'est pas supprimée" in unescape(response.get_data(as_text=True))
+    assert team_count() == 1
+
+
+def test_the_settings_page_asks_before_deleting_a_team(client, organiser):
+    add_team(client)
+    page = unescape(client.get("/organise/party/settings").get_data(as_text=True))
+    step = page[page.index('<details class="confirm-delete">'):]
+    step = step[:step.index("</details>")]
+    assert "Supprimer l'équipe « Les arbres » ?" in step
+    assert '<button type="submit" name="confirm" value="yes"' in step
 
 
 def test_qr_codes_for_the_event_and_each_team(client, organiser):

@@ -71,7 +71,8 @@ def test_cli_fetch_reports_failure_in_one_line(runner, event, fake_overpass):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_cli_fetch_then_conflate_gives_each_point_its_match(runner, client, walker, fake_overpass):
+def test_cli_fetch_then_conflate_gives_each_point_its_match(runner, client, walker, organiser,
+                                                            fake_overpass):
     answers, _ = fake_overpass
     answers.append(overpass_answer(TREE_NEARBY))
     body = a_submission(tags={"species": "Tilia cordata"})
@@ -82,7 +83,7 @@ def test_cli_fetch_then_conflate_gives_each_point_its_match(runner, client, walk
     result = runner.invoke(cli, ["conflate", "--event", "party"])
     assert result.exit_code == 0, result.output
     assert "1 update" in result.output
-    features = client.get("/api/events/party/submissions.geojson", headers=walker).json["features"]
+    features = client.get("/api/events/party/submissions.geojson").json["features"]
     match = features[0]["properties"]["osm_match"]
     assert match["outcome"] == "update"
     assert (match["osm_type"], match["osm_id"], match["osm_version"]) == ("node", 101, 4)

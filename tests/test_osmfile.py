@@ -211,7 +211,7 @@ def test_truncated_file_raises_osm_file_error(tmp_path, suffix):
 
 
 def test_missing_file_raises_osm_file_error(tmp_path):
-    with pytest.raises(OsmFileError, match=r"^cannot read the OSM file absent\.osm\.pbf: no such file$"):
+    with pytest.raises(OsmFileError, match=r"^Cannot read the OSM file absent\.osm\.pbf: no such file\.$"):
         read_extract(tmp_path / "absent.osm.pbf", BBOX, TAG_SETS)
 
 

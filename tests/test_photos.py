@@ -103,7 +103,7 @@ def test_replayed_photo_is_stored_once(client, walker, recorded):
 def test_what_is_not_a_real_image_is_refused(client, walker, recorded, data, name, status):
     response = upload(client, walker, recorded, data, name=name)
     assert response.status_code == status
-    assert response.json["field"] == "photo"
+    assert response.json["error"]["field"] == "photo"
     assert db.session.scalar(db.select(db.func.count()).select_from(Photo)) == 0
 
 
@@ -125,7 +125,7 @@ def test_oversize_upload_is_413(app, client, walker, recorded):
 def test_missing_photo_field_is_422(client, walker, recorded):
     response = upload(client, walker, recorded, encoded("PNG"), field="image")
     assert response.status_code == 422
-    assert response.json["field"] == "photo"
+    assert response.json["error"]["field"] == "photo"
 
 
 def test_photo_of_unknown_submission_is_404(client, walker):

@@ -10,6 +10,8 @@ import pytest
 from conftest import make_event
 from test_api import assert_conforms
 
+from cartoparty.demo import load_demo
+
 NOW = datetime.now(UTC)
 # A crescent-like zone whose centroid falls outside it: the event's point must stay inside.
 HOOK = {"type": "Polygon", "coordinates": [[
@@ -19,15 +21,17 @@ HOOK = {"type": "Polygon", "coordinates": [[
 
 @pytest.fixture
 def events():
-    """One event of each kind, plus an unlisted one."""
+    """One listed event of each kind, plus an unlisted one."""
     day = timedelta(days=1)
-    make_event("soon", name="Bientôt", starts_at=NOW + 7 * day, ends_at=NOW + 7 * day + timedelta(hours=3))
-    make_event("now", name="Maintenant", starts_at=NOW - timedelta(hours=1), ends_at=NOW + timedelta(hours=2))
+    make_event("soon", name="Bientôt", starts_at=NOW + 7 * day, ends_at=NOW + 7 * day + timedelta(hours=3),
+               listed=True)
+    make_event("now", name="Maintenant", starts_at=NOW - timedelta(hours=1), ends_at=NOW + timedelta(hours=2),
+               listed=True)
     make_event("done", name="Terminée", starts_at=NOW - 30 * day, ends_at=NOW - 30 * day + timedelta(hours=3),
-               restitution_published_at=NOW - 20 * day, zone=HOOK)
+               restitution_published_at=NOW - 20 * day, zone=HOOK, listed=True)
     make_event("done-quiet", name="Sans restitution", starts_at=NOW - 60 * day,
-               ends_at=NOW - 60 * day + timedelta(hours=3))
-    make_event("undated", name="Sans date")
+               ends_at=NOW - 60 * day + timedelta(hours=3), listed=True)
+    make_event("undated", name="Sans date", listed=True)
     make_event("hidden", name="Cachée", listed=False, restitution_published_at=NOW)
 
 
@@ -94,10 +98,31 @@ def test_page_says_so_when_there_is_no_event(client):
 
 
 def test_event_names_are_shown_as_text(client):
-    make_event("evil", name='<script>alert("x")</script>', starts_at=NOW + timedelta(days=1))
+    make_event("evil", name='<script>alert("x")</script>', starts_at=NOW + timedelta(days=1), listed=True)
     response = client.get("/events")
     page = response.get_data(as_text=True)
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     api = client.get("/api/events")
     assert api.json["features"][0]["properties"]["name"] == '<script>alert("x")</script>'
+
+
+def test_an_event_is_not_listed_unless_asked(client):
+    make_event("quiet", name="Discrète", starts_at=NOW + timedelta(days=1))
+    assert client.get("/api/events").json["features"] == []
+    assert "Discrète" not in client.get("/events").get_data(as_text=True)
+
+
+def test_the_demo_event_is_listed(client):
+    load_demo()
+    assert [f["properties"]["slug"] for f in client.get("/api/events").json["features"]] == ["demo"]
+
+
+def test_page_gives_dates_in_the_event_time_zone_and_the_reader_language(client):
+    make_event("summer", name="En été", listed=True, starts_at=datetime(2027, 6, 12, 8, 0, tzinfo=UTC),
+               ends_at=datetime(2027, 6, 12, 11, 30, tzinfo=UTC))
+    when = re.compile(r'<span class="when">([^<]*)</span>')
+    french = when.findall(client.get("/events").get_data(as_text=True))
+    assert french == ["12 juin 2027, 10:00:00 – 12 juin 2027, 13:30:00"]  # Paris, summer time
+    english = when.findall(unescape(client.get("/events?lang=en").get_data(as_text=True)))
+    assert english == ["Jun 12, 2027, 10:00:00\u202fAM – Jun 12, 2027, 1:30:00\u202fPM"]

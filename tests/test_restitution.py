@@ -5,12 +5,12 @@ users typed shown as text."""
 import json
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import make_event, make_organiser
+from conftest import a_submission, join, make_event, make_organiser
 from flask import g
 
 from cartoparty.extensions import db
@@ -131,10 +131,10 @@ def test_the_page_shows_the_figures_and_the_approved_points_only(client, party):
     assert response.headers["Cache-Control"] == "no-cache"
     page = unescape(response.get_data(as_text=True))
     assert "Aperçu" not in page
-    assert "4 points ont été validés par les organisateurs, sur 7 relevés par 2 participants." in page
+    assert "4 points ont été validés par les organisateurs. Points relevés : 7 ; participants : 2." in page
     assert "La moitié des positions sont précises à 8 m près" in page
     assert "1 points sont nouveaux, 1 y figuraient déjà" in page
-    assert "2 points validés sur 4 (50,0 %) ont au moins une photo ; 3 photos en tout." in page
+    assert "2 points validés sur 4 (50,0 %) ont au moins une photo. Photos en tout : 3." in page
     assert "Doublon : même objet qu'un autre point" in page and "photo floue" in page
     assert "CC-BY-4.0" in page
     raw = response.get_data(as_text=True)
@@ -148,8 +148,8 @@ def test_the_page_shows_the_figures_and_the_approved_points_only(client, party):
 def test_the_page_is_in_english_when_asked(client, party):
     publish(party)
     page = unescape(client.get("/r/party?lang=en").get_data(as_text=True))
-    assert "2 approved points of 4 (50.0 %) have at least one photo; 3 photos in all." in page
-    assert "4 points were approved by the organisers, out of 7 recorded by 2 participants." in page
+    assert "2 approved points of 4 (50.0 %) have at least one photo. Photos in all: 3." in page
+    assert "4 points were approved by the organisers. Points recorded: 7; participants: 2." in page
     assert "What the data says" in page and "What it does not say" in page
 
 
@@ -249,6 +249,8 @@ def test_organiser_lists_and_unlists_the_event(client, party):
     alice = make_organiser(events=[party])
     with client.session_transaction() as session:
         session["organiser_id"] = alice.id
+    assert db.session.get(Event, party.id).listed is False  # until its organiser lists it
+    client.post(PAGE, data={"csrf_token": csrf(client), "action": "list"})
     assert db.session.get(Event, party.id).listed is True
     client.post(PAGE, data={"csrf_token": csrf(client), "action": "unlist"})
     assert db.session.get(Event, party.id).listed is False
@@ -263,3 +265,15 @@ def test_review_and_settings_pages_link_to_the_restitution(client, party):
         session["organiser_id"] = alice.id
     for path in ("/organise/party", "/organise/party/settings"):
         assert f'href="{PAGE}"' in client.get(path).get_data(as_text=True)
+
+
+def test_a_single_approved_point_is_said_in_the_singular(client, app):
+    event = make_event("solo")
+    event.restitution_published_at = datetime.now(UTC)
+    walker_id = join(client, "solo")
+    client.post("/api/events/solo/submissions", json=a_submission(), headers=walker_id)
+    db.session.execute(db.text("UPDATE submission SET status = 'approved' WHERE event_id = :id"),
+                       {"id": event.id})
+    page = client.get("/r/solo?lang=fr").get_data(as_text=True).replace("&#39;", "'")
+    assert "1 point a été validé par les organisateurs." in page
+    assert "Carte du point validé" in page

@@ -42,7 +42,7 @@ def test_organiser_approves_a_point_and_the_change_is_audited(client, organiser,
 def test_rejecting_needs_a_reason_which_is_kept(client, organiser, points):
     refused = api(client, "post", f"/submissions/{points[0]}/reject", {"version": 1})
     assert refused.status_code == 422
-    assert refused.json["field"] == "reason"
+    assert refused.json["error"]["field"] == "reason"
     response = api(client, "post", f"/submissions/{points[0]}/reject",
                    {"version": 1, "reason": "<b>photo floue</b>"})
     assert response.json["status"] == "rejected"
@@ -58,7 +58,8 @@ def test_second_organiser_saving_a_stale_version_is_refused(client, app, organis
     assert api(client, "post", f"/submissions/{points[0]}/approve", {"version": 1}).status_code == 200
     late = api(other, "post", f"/submissions/{points[0]}/reject", {"version": 1, "reason": "dup"})
     assert late.status_code == 409
-    assert "nothing was overwritten" in late.json["error"]
+    assert late.json["error"]["code"] == "changed_meanwhile"
+    assert "nothing was overwritten" in late.json["error"]["message"]
     assert db.session.get(Submission, points[0]).status == "approved"
     assert db.session.scalar(db.select(db.func.count()).select_from(AuditEntry)) == 1
 
@@ -74,7 +75,7 @@ def test_organiser_corrects_tags_and_moves_a_point(client, organiser, points):
     assert [e["action"] for e in moved.json["history"]] == ["edit", "move"]
     bad = api(client, "patch", f"/submissions/{points[1]}", {"version": 3, "tags": {"height": "x"}})
     assert bad.status_code == 422
-    assert bad.json["field"] == "tags.height"
+    assert bad.json["error"]["field"] == "tags.height"
 
 
 def test_merging_keeps_one_feature_with_both_tags_and_photos(client, organiser, walker, points):
@@ -89,6 +90,8 @@ def test_merging_keeps_one_feature_with_both_tags_and_photos(client, organiser, 
     assert len(response.json["photos"]) == 1
     duplicate = db.session.get(Submission, points[2])
     assert (duplicate.status, duplicate.duplicate_of_id) == ("rejected", points[0])
+    # Its walker reads why, in the language the organiser works in (French by default here).
+    assert duplicate.review_reason == f"Même objet que le point n° {points[0]}, gardé à sa place."
     assert db.session.scalar(db.select(db.func.count()).select_from(Photo)
                              .where(Photo.submission_id == points[0])) == 1
 
@@ -129,7 +132,7 @@ def test_bad_review_requests_are_refused_naming_the_field(client, organiser, poi
     body = {key: (points[0] if value == "{id}" else value) for key, value in body.items()}
     response = api(client, "post", path.format(id=points[0]), body)
     assert response.status_code == 422
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert db.session.scalar(db.select(db.func.count()).select_from(AuditEntry)) == 0
 
 
@@ -239,7 +242,7 @@ def test_out_of_range_and_outside_values_are_refused(client, organiser, points, 
                                                      status, field):
     response = api(client, method, path.format(id=points[0], big=2**70), body)
     assert response.status_code == status
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
     assert db.session.scalar(db.select(db.func.count()).select_from(AuditEntry)) == 0
 
 
@@ -247,4 +250,4 @@ def test_merge_reports_a_stale_duplicate_by_its_own_field(client, organiser, poi
     response = api(client, "post", f"/submissions/{points[0]}/merge",
                    {"version": 1, "duplicate": points[2], "duplicate_version": 7})
     assert response.status_code == 409
-    assert response.json["field"] == "duplicate_version"
+    assert response.json["error"]["field"] == "duplicate_version"

@@ -148,7 +148,7 @@ def test_a_cursor_from_the_future_gets_the_latest_clusters(client, event, organi
 def test_a_cursor_that_is_not_one_is_refused(client, event, organiser, value):
     response = get(client, "map", cursor=value, **EVERYWHERE)
     assert response.status_code == 422
-    assert response.json["field"] == "cursor"
+    assert response.json["error"]["field"] == "cursor"
 
 
 def test_clusters_of_a_moved_point_move_with_it(client, event, organiser):
@@ -423,7 +423,7 @@ def test_walker_token_cannot_open_review_map(client, event, route):
 def test_bad_parameter_is_422_naming_it(client, organiser, route, params, field):
     response = get(client, route, **params)
     assert response.status_code == 422
-    assert response.json["field"] == field
+    assert response.json["error"]["field"] == field
 
 
 # ---- Bringing a kept grid up to date, with the writes committed as walkers' are --------------

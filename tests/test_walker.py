@@ -1,5 +1,7 @@
 import json
 import re
+import shutil
+import xml.etree.ElementTree as ET
 from html import unescape
 
 import folium.folium
@@ -7,7 +9,8 @@ import pytest
 from conftest import make_event
 
 from cartoparty.i18n import CATALOGS
-from cartoparty.walker import LEAFLET_FILES, LEAFLET_VERSION
+from cartoparty.presets import ICON_DIR, LIMITS, PRESET_DIR, PresetError, load
+from cartoparty.walker import LEAFLET_FILES, LEAFLET_VERSION, WALKER_ASSETS, asset_version
 
 
 def page_state(response):
@@ -46,7 +49,27 @@ def test_chosen_language_is_remembered(client, event):
 
 def test_every_message_is_translated():
     assert set(CATALOGS["fr"]) == set(CATALOGS["en"])
-    assert all(value.strip() for catalog in CATALOGS.values() for value in catalog.values())
+    texts = [text for catalog in CATALOGS.values() for message in catalog.values()
+             for text in (message.values() if isinstance(message, dict) else [message])]
+    assert all(text.strip() for text in texts)
+
+
+@pytest.mark.parametrize("key", ["n_waiting", "n_refused"])
+def test_counts_in_the_sync_state_have_plural_forms(key):
+    assert set(CATALOGS["fr"][key]) == set(CATALOGS["en"][key]) == {"one", "other"}
+
+
+def test_walker_page_fills_the_licence_into_its_texts(client, event):
+    page = client.get("/e/party?lang=fr").get_data(as_text=True)
+    html = unescape(re.sub(r"data-state='[^']*'", "", page))  # the catalog itself has {licence}
+    assert "{licence}" not in html
+    assert "la licence de l'événement (ODbL-1.0)" in html
+
+
+def test_walker_page_takes_the_server_limits(client, event):
+    response = client.get("/e/party")
+    assert page_state(response)["event"]["limits"] == LIMITS
+    assert f'<textarea id="note" maxlength="{LIMITS["note_length"]}"' in response.get_data(as_text=True)
 
 
 def test_what_organisers_typed_is_escaped_in_the_page(client):
@@ -93,5 +116,38 @@ def test_service_worker_keeps_the_app_shell(client, app):
     shell = json.loads(re.search(r"const SHELL = (\[.*?\]);", body).group(1))
     for url in shell:
         assert client.get(url).status_code == 200, url
-    assert "/static/walker/outbox.js" in shell
+    assert {"/static/walker/outbox.js", "/static/walker/i18n.js", "/static/walker/points.js"} <= set(shell)
+    assert {f"/static/icons/{preset}.svg" for preset in load()} <= set(shell)
     assert not any("tile" in url for url in shell)
+
+
+@pytest.mark.parametrize("preset", sorted(load()))
+def test_every_preset_has_a_small_drawn_icon(preset):
+    path = ICON_DIR / f"{preset}.svg"
+    assert path.stat().st_size < 1024
+    root = ET.fromstring(path.read_text(encoding="utf-8"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.get("viewBox")
+    # Drawn shapes only: nothing that runs, nothing fetched, no text needing a font.
+    tags = {node.tag.split("}")[1] for node in root.iter()}
+    assert not tags & {"script", "image", "use", "text", "foreignObject"}
+
+
+def test_a_preset_without_its_icon_stops_the_app(tmp_path):
+    shutil.copy(PRESET_DIR / "bench.json", tmp_path)
+    (tmp_path / "icons").mkdir()
+    with pytest.raises(PresetError, match=r"^bench\.json: .*icons/bench\.svg is missing"):
+        load(tmp_path, icon_dir=tmp_path / "icons")
+    shutil.copy(ICON_DIR / "bench.svg", tmp_path / "icons")
+    assert list(load(tmp_path, icon_dir=tmp_path / "icons")) == ["bench"]
+
+
+def test_a_changed_icon_makes_phones_fetch_the_app_again(app, tmp_path):
+    static = tmp_path / "static"
+    for name in WALKER_ASSETS:
+        (static / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(app.static_folder + "/" + name, static / name)
+    shutil.copytree(ICON_DIR, static / "icons")
+    before = asset_version(static)
+    (static / "icons" / "tree.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    assert asset_version(static) != before

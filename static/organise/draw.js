@@ -1,5 +1,7 @@
 // Drawing an event's zone or a team's sector on a map: tap the corners, then "Finish".
-// The polygon goes into the form's hidden field as GeoJSON; the server checks it (zones.py).
+// The polygon goes into the form's hidden field as GeoJSON as soon as a corner is tapped, even
+// with too few corners: the server then says what is wrong (organise.read_outline) instead of
+// the form going without the outline the organiser meant to draw.
 /* global L */
 
 function setUp(container) {
@@ -16,6 +18,12 @@ function setUp(container) {
   return map;
 }
 
+// The corners as a GeoJSON Polygon ([lon, lat] in WGS84 degrees, the ring closed).
+function polygon(corners) {
+  const ring = corners.map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
+  return JSON.stringify({ type: "Polygon", coordinates: [[...ring, ring[0]]] });
+}
+
 function drawingTool(map, tools, input) {
   let corners = [];
   let drawing = false;
@@ -24,6 +32,7 @@ function drawingTool(map, tools, input) {
   const show = () => {
     line.setLatLngs(drawing ? corners : []);
     shape.setLatLngs(drawing ? [] : corners);
+    input.value = corners.length ? polygon(corners) : "";
   };
   map.on("click", (clicked) => {
     if (!drawing) return;
@@ -32,18 +41,16 @@ function drawingTool(map, tools, input) {
   });
   tools.addEventListener("click", (clicked) => {
     const action = clicked.target.dataset.draw;
+    if (!action) return;  // between the buttons: the outline already typed or sent stays
     if (action === "start") {
       corners = [];
       drawing = true;
-      input.value = "";
       map.getContainer().classList.add("drawing");
     } else if (action === "undo") {
       corners.pop();
-    } else if (action === "finish" && corners.length >= 3) {
+    } else if (action === "finish") {
       drawing = false;
       map.getContainer().classList.remove("drawing");
-      const ring = corners.map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
-      input.value = JSON.stringify({ type: "Polygon", coordinates: [[...ring, ring[0]]] });
     }
     show();
   });

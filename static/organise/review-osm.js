@@ -4,18 +4,26 @@
 // typed, are put in the page as text (textContent), never as HTML.
 /* global L */
 import { element } from "../walker/form.js";
+import { errorText } from "../walker/i18n.js";
 
+// Outcome colours for the lines, the legend and a point's details; none is a review status's
+// colour (review.js COLOURS: pending orange, approved green, rejected grey), so that a line
+// is never read as a status. All readable as text on white.
 export const OUTCOME_COLOURS = {
-  new: "#1565c0", existing: "#0b5d1e", update: "#b34700", ambiguous: "#b00020", duplicate: "#6a1b9a",
+  new: "#1565c0", existing: "#00838f", update: "#ad1457", ambiguous: "#6a1b9a", duplicate: "#795548",
+  unmatched: "#37474f",
 };
+// Candidate features stand out from both the statuses and the outcomes.
+const CANDIDATE_COLOUR = "#000000";
 const OUTCOMES = ["new", "existing", "update", "ambiguous", "duplicate", "unmatched"];
 const LAYER_FROM_ZOOM = 16;
 const POLL_MS = 2000;
 const busy = (check) => check && (check.status === "queued" || check.status === "running");
 
-export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }) {
+export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail }) {
   const $ = (selector) => document.querySelector(selector);
-  const when = (iso) => (iso ? new Date(iso).toLocaleString(lang) : "—");
+  const at = (iso) => when.dateTime(iso);
+  const coloured = (outcome) => `color: ${OUTCOME_COLOURS[outcome]}`;
   const layer = L.layerGroup().addTo(map);
   const choices = L.layerGroup().addTo(map);
   let shown = false;
@@ -101,9 +109,10 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
       element("th", { text: label }), element("td", { text: value }));
     return element("table", { class: "osm-snapshot" },
       row(t("osm_source"), snapshot.source || "—"),
-      row(t("osm_fetched_at"), when(snapshot.fetched_at)),
-      row(t("osm_elements"), String(snapshot.element_count)),
-      snapshot.last_error ? row(t("osm_last_error"), `${snapshot.last_error} (${when(snapshot.last_error_at)})`,
+      row(t("osm_fetched_at"), at(snapshot.fetched_at)),
+      row(t("osm_elements"), when.number(snapshot.element_count)),
+      snapshot.last_error ? row(t("osm_last_error"),
+        `${errorText(t, snapshot.last_error_detail, snapshot.last_error)} (${at(snapshot.last_error_at)})`,
         { class: "error" }) : "");
   }
 
@@ -116,7 +125,7 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
   function stepText(step) {
     for (const [pattern, key] of STEPS) {
       const found = step.match(pattern);
-      if (found) return t(key).replace("{n}", (found[1] || "").replaceAll(",", "\u202f"));
+      if (found) return t(key, { n: Number((found[1] || "0").replaceAll(",", "")) });
     }
     return step;
   }
@@ -124,23 +133,25 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
   function checkBlock(check) {
     if (!check) return "";
     const counts = check.counts && typeof check.counts === "object"
-      ? Object.entries(check.counts).map(([key, value]) => `${named(key)}: ${value}`).join(" · ") : "";
+      ? Object.entries(check.counts).map(([key, value]) => `${named(key)}: ${when.number(value)}`).join(" · ") : "";
     return element("div", { class: `osm-check ${check.status}`, id: "osm-check" },
       element("p", {}, element("strong", { text: `${t("osm_latest_check")} ` }),
         element("span", { class: "check-status", text: t(`check_${check.status}`) }),
         check.step ? element("span", { class: "hint", text: ` — ${stepText(check.step)}` }) : ""),
       element("p", { class: "hint", text: `${check.fetch ? t("osm_check") : t("osm_rematch")} · ${
-        t("osm_requested_by")} ${check.requested_by || "—"} · ${when(check.queued_at)}${
-        check.finished_at ? ` → ${when(check.finished_at)}` : ""}` }),
-      check.error ? element("p", { class: "error", role: "alert", text: check.error }) : "",
+        t("osm_requested_by")} ${check.requested_by || "—"} · ${at(check.queued_at)}${
+        check.finished_at ? ` → ${at(check.finished_at)}` : ""}` }),
+      check.error ? element("p", { class: "error", role: "alert",
+        text: errorText(t, check.error_detail, check.error) }) : "",
       counts ? element("p", { class: "hint", text: counts }) : "");
   }
 
   function outcomesBlock(outcomes) {
     return element("table", { class: "osm-outcomes" }, element("caption", { text: t("osm_outcomes") }),
       ...OUTCOMES.map((name) => element("tr", { "data-outcome": name },
-        element("th", {}, element("span", { class: `swatch ${name}`, text: "●" }), ` ${t(`outcome_${name}`)}`),
-        element("td", { text: String(outcomes?.[name] ?? 0) }))));
+        element("th", {}, element("span", { class: `swatch ${name}`, style: coloured(name), text: "●" }),
+          ` ${t(`outcome_${name}`)}`),
+        element("td", { text: when.number(outcomes?.[name] ?? 0) }))));
   }
 
   async function startCheck(fetch, force = false) {
@@ -226,13 +237,13 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
     choices.clearLayers();
     if (!data.candidates.length) {
       holder.replaceChildren(element("p", { class: "hint",
-        text: t("osm_no_candidates").replace("{r}", String(Math.round(data.radius_m))) }));
+        text: t("osm_no_candidates", { r: Math.round(data.radius_m) }) }));
       return;
     }
     const pick = (candidate) => correct(submission, "POST", { osm_type: candidate.osm_type, osm_id: candidate.osm_id });
     holder.replaceChildren(element("ol", { class: "osm-candidates" }, ...data.candidates.map((candidate, index) => {
       const marker = L.circleMarker([candidate.lat, candidate.lon], {
-        radius: 8, weight: 3, color: "#b34700", fillOpacity: 0, className: "osm-candidate" });
+        radius: 8, weight: 3, color: CANDIDATE_COLOUR, fillOpacity: 0, className: "osm-candidate" });
       marker.bindTooltip(String(index + 1), { permanent: true, direction: "top" });
       marker.on("click", () => pick(candidate));
       choices.addLayer(marker);
@@ -241,7 +252,7 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
       const button = element("button", { type: "button", class: "primary", text: t("osm_pick") });
       button.addEventListener("click", () => pick(candidate));
       return element("li", { class: candidate.matched ? "current" : "" },
-        element("span", { text: `${candidate.osm_type}/${candidate.osm_id} · ${candidate.distance_m.toFixed(1)} m · ${summary}` }),
+        element("span", { text: `${candidate.osm_type}/${candidate.osm_id} · ${when.decimal(candidate.distance_m, 1)} m · ${summary}` }),
         candidate.same_kind ? "" : element("span", { class: "hint", text: ` (${t("osm_other_kind")})` }),
         " ", button);
     })));
@@ -255,9 +266,10 @@ export function createOsm({ map, base, call, t, lang, bbox, onChange, onDetail }
       section.append(element("p", { class: "hint", text: t("osm_not_checked") }));
     } else {
       const facts = [t(`outcome_${match.outcome}`)];
-      if (match.distance_m !== null) facts.push(t("osm_distance").replace("{d}", match.distance_m.toFixed(1)));
-      if (match.overridden_by) facts.push(t("osm_overridden_by").replace("{who}", match.overridden_by));
-      section.append(element("p", { class: `outcome ${match.outcome}`, text: facts.join(" · ") }));
+      if (match.distance_m !== null) facts.push(t("osm_distance", { d: when.decimal(match.distance_m, 1) }));
+      if (match.overridden_by) facts.push(t("osm_overridden_by", { who: match.overridden_by }));
+      section.append(element("p", { class: `outcome ${match.outcome}`, style: coloured(match.outcome),
+        text: facts.join(" · ") }));
       if (match.tag_diff) section.append(diffTable(match.tag_diff));
       if (match.duplicate_of) section.append(element("p", { class: "hint", text: `${t("osm_duplicate_of")} ${match.duplicate_of}` }));
       if (match.osm_type && match.osm_id) section.append(element("p", {}, osmLink(match.osm_type, match.osm_id)));

@@ -3,12 +3,15 @@
 // updated live while walkers send points.
 /* global L */
 import { buildForm, element } from "../walker/form.js";
+import { errorText, translator } from "../walker/i18n.js";
+import { formats } from "./format.js";
 import { createOsm } from "./review-osm.js";
 
 const root = document.getElementById("review");
 const state = JSON.parse(root.dataset.state);
 const { event, lang } = state;
-const t = (key) => state.messages[key] ?? key;
+const t = translator(state.messages, lang);
+const when = formats(lang, state.timezone);
 const presets = Object.fromEntries(event.presets.map((preset) => [preset.id, preset]));
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const base = `/api/organise/${encodeURIComponent(event.slug)}`;
@@ -19,7 +22,9 @@ let page = 1;
 let items = [];
 let cursor = null;
 let selected = null;      // the submission shown in the detail panel
-let mergeFrom = null;     // when set, the next point chosen is merged into this one
+let mergeFrom = null;
+let revealUntil = 0;      // until then, a list reloaded by the map's pan keeps the details in view
+const REVEAL_MS = 3000;     // when set, the next point chosen is merged into this one
 const chosen = new Map(); // id -> version, for bulk approval
 
 async function call(method, path, body) {
@@ -29,7 +34,10 @@ async function call(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error(answer.error || `${response.status}`), { status: response.status });
+  if (!response.ok) {
+    throw Object.assign(new Error(errorText(t, answer.error, `${response.status}`)),
+      { status: response.status, error: answer.error });
+  }
   return answer;
 }
 
@@ -39,7 +47,7 @@ function filters() {
     if ($(id).value) params.set(name, $(id).value);
   }
   for (const [name, id] of [["since", "#f-since"], ["until", "#f-until"]]) {
-    if ($(id).value) params.set(name, new Date($(id).value).toISOString());
+    if ($(id).value) params.set(name, when.fromLocal($(id).value).toISOString());
   }
   if (filters.participant) params.set("participant", filters.participant);
   return params;
@@ -61,7 +69,7 @@ map.fitBounds(zone.getBounds());
 const layer = L.layerGroup().addTo(map);
 let moving = null;
 const osm = createOsm({
-  map, base, call, t, lang, bbox, onChange: () => refresh(),
+  map, base, call, t, when, bbox, onChange: () => refresh(),
   onDetail: (detail, message) => { selected = detail; showDetail(message); },
 });
 
@@ -75,14 +83,15 @@ async function loadMap() {
   for (const cluster of data.clusters) {
     const icon = L.divIcon({ className: "cluster", html: "", iconSize: [40, 40] });
     const marker = L.marker([cluster.lat, cluster.lon], { icon, title: `${cluster.count}` });
-    marker.on("add", () => { marker.getElement().textContent = cluster.count; });
+    marker.on("add", () => { marker.getElement().textContent = when.number(cluster.count); });
     marker.on("click", () => map.setView([cluster.lat, cluster.lon], map.getZoom() + 2));
     layer.addLayer(marker);
   }
   for (const point of data.points) {
+    const current = selected && selected.id === point.id;
     const marker = L.circleMarker([point.lat, point.lon], {
-      radius: selected && selected.id === point.id ? 11 : 7, weight: 2, color: "#fff",
-      fillColor: COLOURS[point.status], fillOpacity: 1,
+      radius: current ? 11 : 7, weight: 2, color: "#fff", fillColor: COLOURS[point.status],
+      fillOpacity: 1, className: `point ${point.status}${current ? " selected" : ""}`,
     });
     marker.on("click", () => choose(point.id));
     marker.bindTooltip(`${presets[point.preset] ? presets[point.preset].icon : ""} #${point.id}`);
@@ -100,8 +109,8 @@ async function loadList() {
   params.set("page", String(page));
   const data = await call("GET", `${base}/list?${params}`);
   items = data.items;
-  $("#list-count").textContent = `${data.total} ${t("points")}`;
-  $("#page").textContent = `${data.page} / ${Math.max(1, Math.ceil(data.total / data.per_page))}`;
+  $("#list-count").textContent = t("points_n", { n: data.total });
+  $("#page").textContent = `${when.number(data.page)} / ${when.number(Math.max(1, Math.ceil(data.total / data.per_page)))}`;
   $("#list").replaceChildren(...items.map((item) => {
     const box = element("input", { type: "checkbox", "aria-label": `#${item.id}`, checked: chosen.has(item.id) });
     box.addEventListener("change", () => {
@@ -113,10 +122,12 @@ async function loadList() {
     const label = element("button", { type: "button", class: "item", "data-id": item.id },
       element("span", { class: `dot ${item.status}`, text: "●" }),
       element("span", { text: ` ${preset ? preset.icon : ""} ${preset ? preset.name[lang] : item.preset} ` }),
-      element("span", { class: "hint", text: `${item.pseudonym} · ${new Date(item.received_at).toLocaleTimeString(lang)}` }));
+      element("span", { class: "hint", text: `${item.pseudonym} · ${when.time(item.received_at)}` }));
     label.addEventListener("click", () => choose(item.id));
     return element("li", { class: selected && selected.id === item.id ? "current" : "" }, box, label);
   }));
+  // The list above the details changed with the map's pan: keep the details where they were shown.
+  if (Date.now() < revealUntil) $("#detail").scrollIntoView({ block: "start" });
 }
 
 async function loadDashboard() {
@@ -124,9 +135,9 @@ async function loadDashboard() {
   const table = (title, counts, name = (key) => key) => element("table", {},
     element("caption", { text: title }),
     ...Object.entries(counts).map(([key, count]) => element("tr", {},
-      element("th", { text: name(key) }), element("td", { text: String(count) }))));
+      element("th", { text: name(key) }), element("td", { text: when.number(count) }))));
   $("#dashboard-panel").replaceChildren(
-    element("p", { class: "total", text: `${data.total} ${t("points")}` }),
+    element("p", { class: "total", text: t("points_n", { n: data.total }) }),
     table(t("status"), data.by_status, (key) => t(`status_${key}`)),
     table(t("preset"), data.by_preset, (key) => (presets[key] ? `${presets[key].icon} ${presets[key].name[lang]}` : key)),
     table(t("team"), data.by_team),
@@ -148,10 +159,19 @@ async function choose(id) {
   if (mergeFrom && mergeFrom.id !== id) return merge(id);
   selected = await call("GET", `${base}/submissions/${id}`);
   showDetail();
+  reveal(selected);
   loadMap();
   for (const row of document.querySelectorAll("#list li")) {
     row.classList.toggle("current", row.querySelector(".item").dataset.id === String(id));
   }
+}
+
+// The chosen point's details may open below a long list, and the point may lie at the map's
+// edge: bring both into view (and keep the details there while the pan reloads the list).
+function reveal(point) {
+  revealUntil = Date.now() + REVEAL_MS;
+  $("#detail").scrollIntoView({ block: "start" });
+  map.panTo([point.lat, point.lon]);
 }
 
 function showDetail(message = "") {
@@ -173,7 +193,7 @@ function showDetail(message = "") {
     element("table", { class: "tags" }, ...tagRows),
     s.note ? element("p", { class: "note", text: s.note }) : "",
     ...s.photos.map((url) => element("img", { src: url, alt: t("photo"), class: "photo" })),
-    element("p", { class: "hint", text: `${t("by")} ${s.pseudonym}${s.team ? ` (${s.team})` : ""} · ${new Date(s.observed_at).toLocaleString(lang)} · ± ${s.accuracy ?? "?"} m` }),
+    element("p", { class: "hint", text: `${t("by")} ${s.pseudonym}${s.team ? ` (${s.team})` : ""} · ${when.dateTime(s.observed_at)} · ± ${s.accuracy === null ? "?" : when.number(s.accuracy)} m` }),
     element("div", { class: "row" },
       button(t("approve"), () => decide("approve"), { class: "primary", id: "approve" }),
       reason, button(t("reject"), () => decide("reject", reason.value), { class: "danger", id: "reject" })),
@@ -184,18 +204,58 @@ function showDetail(message = "") {
       button(t("close"), closeDetail)),
     element("div", { id: "editor" }),
     osm.matchSection(s),
-    element("details", {}, element("summary", { text: `${t("history")} (${s.history.length})` }),
-      element("ol", { class: "history" }, ...s.history.map((entry) => element("li", {
-        text: `${new Date(entry.at).toLocaleString(lang)} — ${entry.actor} — ${entry.action}: ${historyChange(entry)}`,
-      })))));
+    element("details", {}, element("summary", { text: `${t("history")} (${when.number(s.history.length)})` }),
+      element("ol", { class: "history" }, ...s.history.map((entry) => element("li", {},
+        element("span", { text: `${when.dateTime(entry.at)} — ${entry.actor} — ${named("action_", entry.action)}` }),
+        element("ul", {}, ...historyChanges(entry).map((text) => element("li", { text }))))))));
   panel.hidden = false;
 }
 
-// A match correction changes the OSM match, not the point: show what the match was and became.
-function historyChange(entry) {
-  const outcome = (match) => (match ? t(`outcome_${match.outcome}`) : "—");
-  return "osm_match" in entry.after ? `${outcome(entry.before.osm_match)} → ${outcome(entry.after.osm_match)}`
-    : `${entry.before.status} → ${entry.after.status}`;
+// A catalog's name for a value, or the value itself when the catalog has none.
+function named(prefix, value) {
+  const text = t(`${prefix}${value}`);
+  return text === `${prefix}${value}` ? value : text;
+}
+
+// What an audit entry changed, one line per thing: the status, each tag, the position, the
+// note, the duplicate; a match correction changes the OSM match only.
+function historyChanges({ before, after }) {
+  const line = (what, was, is) => t("history_change", { what, before: was, after: is });
+  if ("osm_match" in after) {
+    const outcome = (match) => (match ? t(`outcome_${match.outcome}`) : t("history_none"));
+    return [line(t("history_osm"), outcome(before.osm_match), outcome(after.osm_match))];
+  }
+  const changes = [];
+  if (before.status !== after.status || before.review_reason !== after.review_reason) {
+    const status = (snapshot) => t(`status_${snapshot.status}`) + (snapshot.review_reason ? ` (${snapshot.review_reason})` : "");
+    changes.push(line(t("status"), status(before), status(after)));
+  }
+  const tag = (value) => value ?? t("history_none");
+  for (const key of [...new Set([...Object.keys(before.tags), ...Object.keys(after.tags)])].sort()) {
+    if (before.tags[key] !== after.tags[key]) changes.push(line(key, tag(before.tags[key]), tag(after.tags[key])));
+  }
+  if (before.lat !== after.lat || before.lon !== after.lon) {
+    const where = (snapshot) => `${when.decimal(snapshot.lat, 6)}, ${when.decimal(snapshot.lon, 6)}`;
+    changes.push(`${line(t("history_position"), where(before), where(after))} (${
+      t("history_moved", { d: Math.round(metresBetween(before, after)) })})`);
+  }
+  if (before.note !== after.note) {
+    const note = (text) => (text ? t("history_quoted", { text }) : t("history_empty"));
+    changes.push(line(t("history_note"), note(before.note), note(after.note)));
+  }
+  if (before.duplicate_of_id !== after.duplicate_of_id && after.duplicate_of_id) {
+    changes.push(t("history_duplicate_of", { id: after.duplicate_of_id }));
+  }
+  return changes.length ? changes : [t("history_nothing")];
+}
+
+// Metres between two WGS84 positions ({lat, lon} in degrees), on a plane tangent to the
+// Earth: close enough for a point moved across a street.
+function metresBetween(a, b) {
+  const metresPerDegree = 111_320;
+  const north = (b.lat - a.lat) * metresPerDegree;
+  const east = (b.lon - a.lon) * metresPerDegree * Math.cos((a.lat * Math.PI) / 180);
+  return Math.hypot(north, east);
 }
 
 function filterParticipant(id, pseudonym) {
@@ -237,12 +297,15 @@ function editTags() {
   const preset = presets[selected.preset];
   const holder = $("#editor");
   const fields = element("div", {});
-  const read = buildForm(fields, preset, selected.tags, lang, t);
+  const form = buildForm(fields, preset, selected.tags, { lang, t, limits: event.limits });
   const save = element("button", { type: "button", class: "primary", text: t("save") });
   save.addEventListener("click", () => {
+    const problems = form.check();
+    form.show(problems);
+    if (problems.length) return;
     const others = Object.fromEntries(Object.entries(selected.tags)
       .filter(([key]) => !preset.fields.some((field) => field.key === key)));
-    act("PATCH", `${base}/submissions/${selected.id}`, { tags: { ...others, ...read() } });
+    act("PATCH", `${base}/submissions/${selected.id}`, { tags: { ...others, ...form.read() } });
   });
   holder.replaceChildren(fields, save);
 }
@@ -278,8 +341,8 @@ async function approveSelection() {
     action: "approve", items: [...chosen].map(([id, version]) => ({ id, version })) });
   chosen.clear();
   $("#bulk-approve").disabled = true;
-  $("#live").textContent = `${t("approved_n").replace("{n}", result.done.length)}` +
-    (result.not_changed.length ? ` · ${t("not_changed_n").replace("{n}", result.not_changed.length)}` : "");
+  $("#live").textContent = t("approved_n", { n: result.done.length }) +
+    (result.not_changed.length ? ` · ${t("not_changed_n", { n: result.not_changed.length })}` : "");
   refresh();
 }
 
@@ -329,7 +392,7 @@ async function poll() {
     const changed = cursor !== null && now !== cursor;
     cursor = now; // before refreshing: the map asks for clusters at least this recent
     if (changed) {
-      $("#live").textContent = `${t("updated")} ${new Date().toLocaleTimeString(lang)}`;
+      $("#live").textContent = `${t("updated")} ${when.time(new Date())}`;
       await refresh();
       if (!$("#osm-panel").hidden) osm.loadPanel();
     }

@@ -2,10 +2,11 @@
 // join page or its restitution. Names are set as text, never as HTML.
 /* global L */
 import { element } from "../walker/form.js";
+import { translator } from "../walker/i18n.js";
 
 const container = document.getElementById("events-map");
 const state = JSON.parse(container.dataset.state);
-const t = (key) => state.messages[key] ?? key;
+const t = translator(state.messages, state.lang);
 
 function popup(event) {
   const links = [];

@@ -1,17 +1,24 @@
 // The walker app: join an event, see the map, record points that reach the server once.
-import { buildForm, element, shrinkPhoto } from "./form.js";
-import { createMap, followPosition, pointMarker, pointPopup } from "./map.js";
+import { buildForm, checkNote, element, shrinkPhoto } from "./form.js";
+import { errorText, translator } from "./i18n.js";
+import {
+  bindPointPopup, covers, createMap, followPosition, pointMarker, pointPopup, presetIcon,
+} from "./map.js";
+import { createFeedback } from "./feedback.js";
 import { Outbox } from "./outbox.js";
+import { ServerPoints } from "./points.js";
 
 const root = document.getElementById("app");
 const state = JSON.parse(root.dataset.state);
 const { event, lang } = state;
 const slug = event.slug;
-const t = (key) => state.messages[key] ?? key;
+const t = translator(state.messages, lang);
 const presets = Object.fromEntries(event.presets.map((preset) => [preset.id, preset]));
 const tokenKey = `cartoparty:${slug}:token`;
-const pointsKey = `cartoparty:${slug}:points`;
 const POOR_ACCURACY_M = 20;
+// A fast double tap on "Enregistrer" closes the form with the first tap; the next ones would
+// fall on the "add" button beneath and open a new form: it comes back a moment later.
+const GHOST_TAP_MS = 400;
 
 const $ = (selector) => document.querySelector(selector);
 const myTeam = () => JSON.parse(localStorage.getItem(`${tokenKey}:team`) || "null");
@@ -35,6 +42,7 @@ function api(method, path, body) {
 }
 
 const outbox = new Outbox(slug, api);
+const serverPoints = new ServerPoints(slug, api, () => rejoin());
 
 function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -50,59 +58,49 @@ function newClientId() {
 function showJoin() {
   $("#join").hidden = false;
   $("#walk").hidden = true;
-  $("#join-form").addEventListener("submit", async (submitted) => {
-    submitted.preventDefault();
-    const message = $("#join-error");
-    message.textContent = "";
-    let response;
-    try {
-      response = await fetch(`/api/events/${encodeURIComponent(slug)}/participants`, {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ pseudonym: $("#pseudonym").value, consent: $("#consent").checked,
-          team: state.team ? state.team.code : undefined }),
-      });
-    } catch {
-      message.textContent = t("join_offline");
-      return;
-    }
-    const answer = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      message.textContent = answer.error || t("join_failed");
-      return;
-    }
-    token = answer.token;
-    localStorage.setItem(tokenKey, token);
-    localStorage.setItem(`${tokenKey}:pseudonym`, answer.pseudonym);
-    localStorage.setItem(`${tokenKey}:team`, JSON.stringify(answer.team));
-    showWalk();
-  });
 }
+
+$("#join-form").addEventListener("submit", async (submitted) => {
+  submitted.preventDefault();
+  const message = $("#join-error");
+  message.textContent = "";
+  let response;
+  try {
+    response = await fetch(`/api/events/${encodeURIComponent(slug)}/participants`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pseudonym: $("#pseudonym").value, consent: $("#consent").checked,
+        team: state.team ? state.team.code : undefined }),
+    });
+  } catch {
+    message.textContent = t("join_offline");
+    return;
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    message.textContent = errorText(t, answer.error, t("join_failed"));
+    return;
+  }
+  serverPoints.forget();  // another walker now: which points are "mine" changes
+  token = answer.token;
+  localStorage.setItem(tokenKey, token);
+  localStorage.setItem(`${tokenKey}:pseudonym`, answer.pseudonym);
+  localStorage.setItem(`${tokenKey}:team`, JSON.stringify(answer.team));
+  showWalk();
+});
 
 // ---- The map and its points ------------------------------------------------------------
 
 let map;
 let layer;
 let fix = null;
-let serverPoints = JSON.parse(localStorage.getItem(pointsKey) || "[]");
-
+// Only what changed since the last answer is asked for (static/walker/points.js).
 async function loadServerPoints() {
-  try {
-    const response = await api("GET", `/api/events/${encodeURIComponent(slug)}/submissions.geojson`);
-    if (response.status === 401) return rejoin();
-    if (!response.ok) return;
-    const collection = await response.json();
-    serverPoints = collection.features
-      .filter((f) => f.properties.mine || f.properties.status === "approved")
-      .map((f) => ({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] }));
-    localStorage.setItem(pointsKey, JSON.stringify(serverPoints));
-    render(await outbox.all());
-  } catch {
-    // offline: the last copy is shown
-  }
+  if (await serverPoints.load()) render(await outbox.all());
 }
 
 function rejoin() {
   localStorage.removeItem(tokenKey);
+  serverPoints.forget();
   token = null;
   $("#join-error").textContent = t("rejoin");
   showJoin();
@@ -110,7 +108,7 @@ function rejoin() {
 
 // What to draw: the server's points, overlaid by what still waits in the outbox.
 function mergedPoints(records) {
-  const points = new Map(serverPoints.map((p) => [p.client_id, {
+  const points = new Map(serverPoints.all().map((p) => [p.client_id, {
     ...p, state: p.mine ? p.status : "approved", editable: p.mine && p.status === "pending" }]));
   for (const record of records) {
     if (record.op === "delete") {
@@ -130,13 +128,14 @@ function render(records) {
   const refused = records.filter((r) => r.state === "refused").length;
   const status = $("#sync");
   status.dataset.state = waiting ? "waiting" : refused ? "refused" : "sent";
-  status.textContent = waiting ? t("n_waiting").replace("{n}", waiting)
-    : refused ? t("n_refused").replace("{n}", refused) : t("all_sent");
+  status.textContent = waiting ? t("n_waiting", { n: waiting })
+    : refused ? t("n_refused", { n: refused }) : t("all_sent");
   layer.clearLayers();
   for (const point of mergedPoints(records)) {
     const preset = presets[point.preset];
-    const marker = pointMarker(point, preset);
-    marker.bindPopup(() => pointPopup(point, preset, lang, t, { edit: openSheet, remove: removePoint }));
+    const marker = pointMarker(point, preset, lang);
+    const actions = { edit: openSheet, remove: removePoint };
+    bindPointPopup(marker, () => pointPopup(point, preset, lang, t, actions));
     layer.addLayer(marker);
   }
 }
@@ -151,26 +150,32 @@ async function removePoint(point) {
 
 let draft = null;
 
+// The form's client_id is made when it opens: saving the same form twice (a double tap, a
+// retry) saves the same point twice, which the outbox and the server keep once.
 function openSheet(existing = null) {
   map.closePopup();
   const where = existing ? [existing.lat, existing.lon] : fix ? [fix.lat, fix.lon]
     : [map.getCenter().lat, map.getCenter().lng];
   draft = {
-    existing, preset: existing ? presets[existing.preset] : null, moved: Boolean(existing),
+    existing, clientId: existing ? existing.client_id : newClientId(),
+    observedAt: new Date().toISOString(), saving: false,
+    preset: existing ? presets[existing.preset] : null, moved: Boolean(existing),
     photos: [], marker: L.marker(where, { draggable: true, autoPan: true }).addTo(map),
   };
-  draft.marker.on("dragend", () => { draft.moved = true; });
+  draft.marker.on("dragend", () => moveDraft(draft.marker.getLatLng()));
   map.setView(where, Math.max(map.getZoom(), 18));
   $("#accuracy-warning").hidden = Boolean(existing) || Boolean(fix && fix.accuracy <= POOR_ACCURACY_M);
-  $("#accuracy-warning").textContent = fix ? t("poor_accuracy").replace("{m}", Math.round(fix.accuracy))
+  $("#accuracy-warning").textContent = fix ? t("poor_accuracy", { m: Math.round(fix.accuracy) })
     : t("no_position");
   $("#note").value = existing ? existing.note || "" : "";
   $("#photo").value = "";
   $("#photo-preview").replaceChildren();
-  $("#sheet-error").textContent = "";
   $("#sheet-title").textContent = existing ? t("edit_point") : t("new_point");
+  $("#save").disabled = false;
   showPresets();
   if (draft.preset) choosePreset(draft.preset);
+  showProblems([]);
+  showPlace();
   $("#sheet").hidden = false;
   $("#add").hidden = true;
 }
@@ -179,14 +184,29 @@ function closeSheet() {
   if (draft) map.removeLayer(draft.marker);
   draft = null;
   $("#sheet").hidden = true;
-  $("#add").hidden = false;
+  setTimeout(() => { $("#add").hidden = Boolean(draft) || !$("#feedback-sheet").hidden; }, GHOST_TAP_MS);
+}
+
+function moveDraft(latlng) {
+  draft.marker.setLatLng(latlng);
+  draft.moved = true;
+  showPlace();
+}
+
+// Outside the team's sector is only a warning (the sector is a plan, not a rule); outside
+// the event's zone is refused when saving, as the server would.
+function showPlace() {
+  const { lat, lng } = draft.marker.getLatLng();
+  const sector = myTeam() && myTeam().sector;
+  $("#sector-warning").hidden = !sector || covers(sector, lat, lng);
+  if (event.allow_outside_zone || covers(event.zone, lat, lng)) $("#position-error").hidden = true;
 }
 
 function showPresets() {
   $("#presets").replaceChildren(...offeredPresets().map((preset) => {
     const button = element("button", { type: "button", class: "preset", "data-preset": preset.id,
       "aria-pressed": String(draft.preset === preset) },
-    element("span", { class: "icon", text: preset.icon }), element("span", { text: preset.name[lang] }));
+    presetIcon(preset), element("span", { text: preset.name[lang] }));
     button.addEventListener("click", () => choosePreset(preset));
     return button;
   }));
@@ -199,26 +219,72 @@ function choosePreset(preset) {
     button.setAttribute("aria-pressed", String(button.dataset.preset === preset.id));
   }
   $("#preset-hint").textContent = preset.hint[lang];
-  draft.readTags = buildForm($("#fields"), preset, draft.existing ? draft.existing.tags || {} : {}, lang, t);
+  draft.form = buildForm($("#fields"), preset, draft.existing ? draft.existing.tags || {} : {},
+    { lang, t, limits: event.limits });
   $("#details").hidden = false;
 }
 
-async function save() {
-  if (!draft.preset) {
-    $("#sheet-error").textContent = t("choose_preset");
-    return;
-  }
+function draftBody() {
   const position = draft.marker.getLatLng();
-  const body = {
+  return {
     preset: draft.preset.id, lat: Number(position.lat.toFixed(7)), lon: Number(position.lng.toFixed(7)),
     accuracy: !draft.moved && fix ? Math.round(fix.accuracy * 10) / 10 : null,
-    tags: draft.readTags(), note: $("#note").value.trim(),
+    tags: draft.form.read(), note: $("#note").value.trim(),
   };
-  if (draft.existing) {
-    await outbox.saveEdit(draft.existing.client_id, body, draft.photos);
-  } else {
-    await outbox.saveNew({ client_id: newClientId(), ...body, observed_at: new Date().toISOString() },
-      draft.photos);
+}
+
+// What the server would refuse, checked where the walker stands, before the outbox.
+function problemsOf(body) {
+  const outside = !event.allow_outside_zone && !covers(event.zone, body.lat, body.lon);
+  return [...(outside ? [{ code: "outside_zone", field: "lat", params: {} }] : []),
+    ...draft.form.check(), ...checkNote(body.note, event.limits)];
+}
+
+function say(selector, text) {
+  $(selector).textContent = text;
+  $(selector).hidden = !text;
+}
+
+// Where a problem is shown: the position's at the top, a question's under it (by the form).
+function slotOf(problem) {
+  if (problem.field === "lat" || problem.field === "lon") return "#position-error";
+  if (problem.field === "note") return "#note-error";
+  return String(problem.field).startsWith("tags.") ? null : "#sheet-error";
+}
+
+function showProblems(problems) {
+  for (const slot of ["#position-error", "#note-error", "#sheet-error"]) {
+    const found = problems.find((problem) => slotOf(problem) === slot);
+    say(slot, found ? errorText(t, found) : "");
+  }
+  if (draft.form) draft.form.show(problems);
+  const first = document.querySelector("#sheet .error:not([hidden])");
+  if (first) first.scrollIntoView({ block: "center" });
+}
+
+async function save() {
+  if (!draft || draft.saving) return;
+  if (!draft.preset) {
+    say("#sheet-error", t("choose_preset"));
+    return;
+  }
+  const body = draftBody();
+  const problems = problemsOf(body);
+  showProblems(problems);
+  if (problems.length) return;
+  draft.saving = true;
+  $("#save").disabled = true;
+  try {
+    if (draft.existing) await outbox.saveEdit(draft.clientId, body, draft.photos);
+    else {
+      await outbox.saveNew({ client_id: draft.clientId, ...body, observed_at: draft.observedAt },
+        draft.photos);
+    }
+  } catch {
+    draft.saving = false;
+    $("#save").disabled = false;
+    say("#sheet-error", t("save_failed"));
+    return;
   }
   closeSheet();
   toast(t("saved_on_phone"));
@@ -232,7 +298,7 @@ async function addPhoto(input) {
       const preview = element("img", { alt: t("photo"), src: URL.createObjectURL(photo.blob) });
       $("#photo-preview").append(preview);
     } catch {
-      $("#sheet-error").textContent = t("photo_unreadable");
+      say("#sheet-error", t("photo_unreadable"));
     }
   }
 }
@@ -245,82 +311,28 @@ function toast(text) {
   toast.timer = setTimeout(() => { node.hidden = true; }, 2500);
 }
 
-// ---- Feedback at the end of the event --------------------------------------------------
-
-const feedbackUrl = `/api/events/${encodeURIComponent(slug)}/feedback`;
-
-// The server says when to ask (the event is over, or its restitution is out) and whether
-// this walker already answered.
-async function offerFeedback() {
-  let answer;
-  try {
-    const response = await api("GET", feedbackUrl);
-    if (!response.ok) return;
-    answer = await response.json();
-  } catch {
-    return; // offline: asked again when the app comes back
-  }
-  const link = $("#restitution-link");
-  link.hidden = !answer.restitution_url;
-  if (answer.restitution_url) link.href = answer.restitution_url;
-  const banner = $("#feedback-banner");
-  banner.dataset.state = answer.answered ? "answered" : answer.open ? "open" : "closed";
-  banner.hidden = banner.dataset.state !== "open" || !$("#feedback-sheet").hidden;
-}
-
-function openFeedback() {
-  if (draft) closeSheet();
-  $("#feedback-banner").hidden = true;
-  $("#feedback-error").textContent = "";
-  $("#feedback-sheet").hidden = false;
-  $("#add").hidden = true;
-}
-
-function closeFeedback(answered) {
-  $("#feedback-sheet").hidden = true;
-  $("#add").hidden = false;
-  if (!answered) offerFeedback();
-}
-
-async function sendFeedback() {
-  const error = $("#feedback-error");
-  error.textContent = "";
-  const comeAgain = document.querySelector('input[name="come_again"]:checked');
-  if (!comeAgain) {
-    error.textContent = t("fb_choose_come_again");
-    return;
-  }
-  let response;
-  try {
-    response = await api("POST", feedbackUrl, { learnt: $("#fb-learnt").value,
-      improve: $("#fb-improve").value, come_again: comeAgain.value, sign: $("#fb-sign").checked });
-  } catch {
-    error.textContent = t("fb_offline");
-    return;
-  }
-  if (response.status === 401) return rejoin();
-  // 409: this walker had already answered (from another tab, say): nothing is lost.
-  if (response.status === 201 || response.status === 409) {
-    closeFeedback(true);
-    toast(t("fb_thanks"));
-    return;
-  }
-  const answer = await response.json().catch(() => ({}));
-  error.textContent = answer.error || t("fb_failed");
-}
-
 // ---- Start -----------------------------------------------------------------------------
 
+let feedback = null;
+
+// Shown after joining, and again after joining anew (a token refused): the map and its
+// listeners are made once.
 function showWalk() {
   $("#join").hidden = true;
   $("#walk").hidden = false;
-  $("#who").textContent = localStorage.getItem(`${tokenKey}:pseudonym`) || "";
-  map = createMap($("#map"), state);
+  $("#pseudonym-shown").textContent = localStorage.getItem(`${tokenKey}:pseudonym`) || "";
   const team = myTeam();
+  say("#team-shown", team ? team.name : "");
+  if (map) {
+    outbox.flush(true);
+    loadServerPoints();
+    feedback.offer();
+    return;
+  }
+  map = createMap($("#map"), state);
   if (team && team.sector) {
     L.geoJSON(team.sector, { style: { color: "#0d47a1", weight: 3, dashArray: "8 6", fillOpacity: 0.06,
       interactive: false } }).addTo(map);
-    $("#who").textContent += ` · ${team.name}`;
   }
   layer = L.layerGroup().addTo(map);
   const recentre = followPosition(map, (position) => { fix = position; }, (problem) => {
@@ -331,26 +343,31 @@ function showWalk() {
   $("#cancel").addEventListener("click", closeSheet);
   $("#save").addEventListener("click", save);
   $("#photo").addEventListener("change", (changed) => addPhoto(changed.target));
-  $("#feedback-open").addEventListener("click", openFeedback);
-  $("#feedback-cancel").addEventListener("click", () => closeFeedback(false));
-  $("#feedback-send").addEventListener("click", sendFeedback);
-  map.on("click", (clicked) => { if (draft) { draft.marker.setLatLng(clicked.latlng); draft.moved = true; } });
+  feedback = createFeedback({ slug, api, t, toast, onUnauthorised: rejoin,
+    onOpen: () => { if (draft) closeSheet(); } });
+  map.on("click", (clicked) => { if (draft) moveDraft(clicked.latlng); });
   outbox.onChange((records, detail = {}) => {
     if (detail.unauthorised) return rejoin();
-    if (detail.sent) loadServerPoints();
+    if (detail.sent) {
+      serverPoints.remember(detail);
+      loadServerPoints();
+    }
     render(records);
   });
   outbox.all().then(render);
   outbox.flush(true);
   loadServerPoints();
-  offerFeedback();
+  feedback.offer();
   window.addEventListener("online", () => outbox.flush(true));
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState !== "visible") return;
     outbox.flush(true);
-    offerFeedback();
+    loadServerPoints();
+    feedback.offer();
   });
   setInterval(() => outbox.flush(), 10000);
+  // Organisers review while walkers walk: what changed is little, asked for now and then.
+  setInterval(() => { if (document.visibilityState === "visible") loadServerPoints(); }, 60000);
 }
 
 if ("serviceWorker" in navigator) {

@@ -41,6 +41,15 @@ async function transaction(mode, fn) {
   }
 }
 
+// The API's error ({code, field, message, params}), kept whole so that the walker reads it
+// in their language; a made-up one when the answer carried none.
+function refusal(answer, status) {
+  const error = answer && answer.error;
+  if (error && typeof error === "object" && typeof error.code === "string") return error;
+  return { code: `http_${status}`, field: null, params: {},
+    message: typeof error === "string" ? error : `HTTP ${status}` };
+}
+
 function backoff(attempts) {
   const delay = Math.min(MAX_DELAY_MS, 2000 * 2 ** attempts);
   return delay * (0.5 + Math.random() / 2);
@@ -76,7 +85,8 @@ export class Outbox {
     await transaction("readwrite", (store) => request(store.put(record)));
   }
 
-  // A new point: kept as "create" until the server has it.
+  // A new point: kept as "create" until the server has it. Saved again (the same form saved
+  // twice), it replaces itself: the record's key is the client_id the form was opened with.
   async saveNew(body, photos) {
     await this.put({
       client_id: body.client_id, slug: this.slug, op: "create", body, photos,
@@ -156,7 +166,7 @@ export class Outbox {
       if (response.ok || (record.op === "delete" && response.status === 404)) {
         if (record.op !== "delete") await this.sendPhotos(record);
         await transaction("readwrite", (store) => request(store.delete(record.client_id)));
-        await this.changed({ sent: record.client_id,
+        await this.changed({ sent: record.client_id, op: record.op,
           stored: record.op !== "delete" && response.status !== 204 ? await response.json() : null });
         return "done";
       }
@@ -169,7 +179,7 @@ export class Outbox {
     }
     if (response && response.status >= 400 && response.status < 500 && response.status !== 429) {
       const answer = await response.json().catch(() => ({}));
-      await this.put({ ...record, state: "refused", error: answer.error || `${response.status}` });
+      await this.put({ ...record, state: "refused", error: refusal(answer, response.status) });
       await this.changed();
       return "refused";
     }

@@ -26,8 +26,9 @@ from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from cartoparty.auth import hash_password
 from cartoparty.extensions import db
-from cartoparty.models import Event
+from cartoparty.models import Event, Organiser
 
 HERE = Path(__file__).parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -280,3 +281,25 @@ def sign_in(page, target, email, password):
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(f"**{target}")
+
+
+ORGANISER_EMAIL, ORGANISER_PASSWORD = "alice@example.org", "correct horse"
+
+
+@pytest.fixture
+def organiser_of_walk(app, committed_event):
+    """An organiser (ORGANISER_EMAIL, ORGANISER_PASSWORD) of the committed event "walk";
+    removed after the test with the other events they created."""
+    with app.app_context():
+        organiser = Organiser(email=ORGANISER_EMAIL, password_hash=hash_password(ORGANISER_PASSWORD))
+        organiser.events.append(db.session.get(Event, committed_event.id))
+        db.session.add(organiser)
+        db.session.commit()
+    yield committed_event
+    with app.app_context():
+        db.session.execute(text("""
+            DELETE FROM event WHERE slug <> 'walk' AND id IN (
+                SELECT eo.event_id FROM event_organiser eo JOIN organiser o ON o.id = eo.organiser_id
+                WHERE o.email = :email)"""), {"email": ORGANISER_EMAIL})
+        db.session.execute(db.delete(Organiser).where(Organiser.email == ORGANISER_EMAIL))
+        db.session.commit()

@@ -134,7 +134,7 @@ def test_organiser_sees_the_osm_layer_and_corrects_a_match(app, desk, checked_ev
 
     desk.locator("#list .item", has_text="Arbre").click()
     section = desk.locator("#osm-match")
-    expect(section.locator(".outcome")).to_contain_text("Mise à jour proposée · à 4.0 m")
+    expect(section.locator(".outcome")).to_contain_text("Mise à jour proposée · à 4,0 m")
     diff = section.locator(".osm-diff")
     expect(diff.locator("tr.changed")).to_contain_text("species")
     expect(diff.locator("tr.changed .before")).to_have_text(HOSTILE)
@@ -149,22 +149,29 @@ def test_organiser_sees_the_osm_layer_and_corrects_a_match(app, desk, checked_ev
     expect(section.locator(".outcome")).to_have_text(f"Nouveau · corrigé par {EMAIL}")
     expect(lines).to_have_count(0)  # a new feature has nothing to point at
     assert tuple(match_row(app, checked_event["tree"])) == ("new", None, EMAIL)
-    expect(desk.locator("#detail .history")).to_contain_text("match_new: Mise à jour proposée → Nouveau")
+    entries = desk.locator("#detail .history > li")
+    expect(entries.nth(0)).to_contain_text(f"{EMAIL} — marqué nouveau pour OSM")
+    expect(entries.nth(0)).to_contain_text("correspondance OSM : Mise à jour proposée → Nouveau")
 
+    # Undoing gives back the match the check had found, its line and its diff included.
     section.get_by_role("button", name="Annuler la correction").click()
     expect(section.get_by_role("button", name="Annuler la correction")).to_have_count(0)
-    assert not db_rows(app, "SELECT 1 FROM match WHERE submission_id = :id AND overridden_by IS NOT NULL",
-                       id=checked_event["tree"])
-    expect(desk.locator("#detail .history li")).to_have_count(2)
+    expect(section.locator(".outcome")).to_have_text("Mise à jour proposée · à 4,0 m")
+    expect(section.locator(".osm-diff tr.changed .after")).to_have_text("Tilia cordata")
+    expect(lines).to_have_count(1)
+    assert tuple(match_row(app, checked_event["tree"])) == ("update", 7, None)
+    expect(entries).to_have_count(2)
+    expect(entries.nth(1)).to_contain_text("correction OSM annulée")
+    expect(entries.nth(1)).to_contain_text("correspondance OSM : Nouveau → Mise à jour proposée")
 
     section.get_by_role("button", name="C'est cet objet OSM…").click()
     candidates = section.locator(".osm-candidates li")
     expect(candidates).to_have_count(2)
-    expect(candidates.first).to_contain_text("node/7 · 4.0 m")
+    expect(candidates.first).to_contain_text("node/7 · 4,0 m")
     expect(candidates.first).to_contain_text(HOSTILE)
     candidates.nth(1).get_by_role("button", name="Choisir").click()
     expect(section.locator(".outcome")).to_contain_text(
-        f"Mise à jour proposée · à 15.0 m · corrigé par {EMAIL}")
+        f"Mise à jour proposée · à 15,0 m · corrigé par {EMAIL}")
     expect(section.get_by_role("link")).to_have_attribute("href", "https://www.openstreetmap.org/node/8")
     expect(lines).to_have_count(1)
     assert tuple(match_row(app, checked_event["tree"])) == ("update", 8, EMAIL)
@@ -186,7 +193,62 @@ def test_organiser_is_told_why_osm_cannot_be_fetched_again_yet(app, desk, checke
     expect(panel.locator(".osm-snapshot .error")).to_contain_text(f"Overpass answered {HOSTILE}")
     expect(panel.locator("img")).to_have_count(0)
     panel.get_by_role("button", name="Vérifier avec OSM").click()
-    expect(panel.get_by_role("alert")).to_contain_text("less than 5 minutes ago")
+    expect(panel.get_by_role("alert")).to_contain_text("il y a moins de 5 minutes")
     expect(panel.get_by_role("button", name="Récupérer quand même")).to_be_visible()
     assert not db_rows(app, "SELECT 1 FROM osm_check WHERE event_id = :id", id=checked_event["event"])
+    assert desk.evaluate("window.pwned") is None
+
+
+def colours(page, selector, prop):
+    """The computed CSS colour `prop` of every element matching `selector`, as rgb() texts."""
+    return set(page.locator(selector).evaluate_all(
+        f"nodes => nodes.map((node) => getComputedStyle(node).{prop})"))
+
+
+def test_osm_colours_are_not_the_review_status_colours(app, desk, checked_event):
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
+    expect(desk.locator("#list .item")).to_have_count(2)
+    # The statuses as the list's dots and the map's points show them, pending and approved.
+    with app.app_context():
+        db.session.execute(db.update(Submission).where(Submission.id == checked_event["bench"])
+                           .values(status="approved"))
+        db.session.commit()
+    desk.reload()
+    expect(desk.locator("#list .dot")).to_have_count(2)
+    status = colours(desk, "#list .dot", "color") | colours(desk, "path.point", "fill")
+    assert len(status) == 2  # pending orange, approved green
+
+    desk.get_by_role("tab", name="OSM").click()
+    expect(desk.locator("#osm-panel .swatch")).to_have_count(6)
+    legend = colours(desk, "#osm-panel .swatch", "color")
+    assert len(legend) == 6  # new, existing, update, ambiguous, duplicate, unmatched: all distinct
+    rejected = desk.evaluate("getComputedStyle(document.querySelector('.review')).getPropertyValue('--grey')")
+    assert rejected.strip() == "#6b6b6b"
+    assert not legend & (status | {"rgb(107, 107, 107)"})
+
+    desk.get_by_role("tab", name="Liste").click()
+    desk.get_by_label("Données OSM").check()
+    for _ in range(3):
+        desk.get_by_role("button", name="Zoom in").click()
+    expect(desk.locator("path.osm-line")).to_have_count(1)
+    line = colours(desk, "path.osm-line", "stroke")
+    assert line <= legend and not line & status
+    desk.locator("#list .item", has_text="Arbre").click()
+    assert colours(desk, "#osm-match .outcome", "color") <= legend
+
+
+def test_a_failed_check_is_explained_in_the_pages_language(app, desk, checked_event):
+    from cartoparty.models import OsmCheck
+    with app.app_context():
+        db.session.add(OsmCheck(
+            event_id=checked_event["event"], status="failed", step="fetching OSM data",
+            fetch_osm=True, requested_by=EMAIL, finished_at=datetime.now(UTC),
+            error=f"Overpass failed at every endpoint: {HOSTILE}",
+            error_detail={"code": "overpass_failed", "params": {"detail": HOSTILE}}))
+        db.session.commit()
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
+    desk.get_by_role("tab", name="OSM").click()
+    check = desk.locator("#osm-check")
+    expect(check.get_by_role("alert")).to_have_text(f"Overpass a échoué sur chaque serveur : {HOSTILE}")
+    expect(check).to_contain_text("récupération des données OSM")
     assert desk.evaluate("window.pwned") is None

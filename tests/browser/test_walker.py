@@ -6,14 +6,18 @@ import time
 
 from PIL import Image
 from playwright.sync_api import expect
+from sqlalchemy import text
+
+from cartoparty.extensions import db
+from cartoparty.i18n import translate
 
 from .conftest import db_rows
 
 ALL_SENT = re.compile("Tout est envoyé")
 
 
-def join(phone, pseudonym="Camille"):
-    phone.goto("/e/walk")
+def join(phone, pseudonym="Camille", path="/e/walk"):
+    phone.goto(path)
     phone.get_by_label("Votre pseudonyme").fill(pseudonym)
     phone.get_by_role("checkbox").check()
     phone.get_by_role("button", name="Rejoindre la cartopartie").click()
@@ -43,12 +47,26 @@ def submissions(app, event):
                         "ORDER BY id", id=event.id)
 
 
-def service_worker_keeps_the_page(phone):
-    phone.wait_for_function("""async () => {
-        const registration = await navigator.serviceWorker.ready;
-        return Boolean(navigator.serviceWorker.controller)
-            && Boolean(await caches.match(location.pathname));
-    }""")
+def outbox_count(phone):
+    """How many records wait in the phone's outbox (IndexedDB)."""
+    return phone.evaluate("""() => new Promise((resolve, reject) => {
+        const open = indexedDB.open("cartoparty");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+            const read = open.result.transaction("outbox").objectStore("outbox").count();
+            read.onsuccess = () => resolve(read.result);
+        };
+    })""")
+
+
+def service_worker_keeps_the_page(phone, seconds=15):
+    """Wait until the service worker controls the page and keeps it for offline use. (Playwright's
+    wait_for_function takes the promise of an async predicate for a truthy answer: poll here.)"""
+    phone.wait_for_function("() => Boolean(navigator.serviceWorker.controller)")
+    deadline = time.monotonic() + seconds
+    while not phone.evaluate("async () => Boolean(await caches.match(location.pathname))"):
+        assert time.monotonic() < deadline, "the service worker never kept the page"
+        phone.wait_for_timeout(100)
 
 
 def eventually(phone, condition, seconds=15):
@@ -71,7 +89,8 @@ def test_walker_joins_with_consent_and_stays_joined(app, phone, committed_event)
     expect(phone.get_by_text("ODbL").first).to_be_visible()
     phone.get_by_label("Votre pseudonyme").fill("Camille <b>")
     phone.get_by_role("button", name="Rejoindre la cartopartie").click()
-    expect(phone.locator("#join-error")).to_contain_text("consent")
+    expect(phone.locator("#join-error")).to_have_text(
+        translate("fr", "error.consent_missing", licence="ODbL-1.0"))
     assert db_rows(app, "SELECT 1 FROM participant WHERE event_id = :id", id=committed_event.id) == []
 
     phone.get_by_role("checkbox").check()
@@ -118,13 +137,7 @@ def test_points_recorded_offline_arrive_exactly_once(app, phone, committed_event
     rows = submissions(app, committed_event)
     assert len(rows) == 3
     assert len({row.client_id for row in rows}) == 3
-    assert phone.evaluate("""() => new Promise((resolve) => {
-        const open = indexedDB.open("cartoparty");
-        open.onsuccess = () => {
-            const read = open.result.transaction("outbox").objectStore("outbox").count();
-            read.onsuccess = () => resolve(read.result);
-        };
-    })""") == 0
+    assert outbox_count(phone) == 0
 
 
 def test_a_point_refused_by_a_failing_server_is_kept_and_sent_once(app, phone, committed_event):
@@ -181,3 +194,24 @@ def test_walker_switches_to_english_and_sees_a_poor_fix_warning(app, phone, comm
     expect(phone.locator("#accuracy-warning")).to_contain_text("± 60 m")
     box = phone.get_by_role("button", name="Save").bounding_box()
     assert box["height"] >= 44 and box["width"] >= 44
+
+
+def test_a_walker_whose_token_is_refused_joins_again_and_keeps_their_point(app, phone, committed_event):
+    errors = []
+    phone.on("pageerror", lambda error: errors.append(str(error)))
+    join(phone)
+    with app.app_context():  # the organisers removed this walker's access, say
+        db.session.execute(text("UPDATE participant SET token_hash = md5(random()::text) "
+                                "|| md5(random()::text) WHERE event_id = :id"), {"id": committed_event.id})
+        db.session.commit()
+    phone.context.set_offline(True)
+    record(phone, "bench")
+    phone.context.set_offline(False)
+    phone.evaluate("window.dispatchEvent(new Event('online'))")  # sends now: the 401 comes back
+    expect(phone.locator("#join-error")).to_have_text(translate("fr", "rejoin"))
+    phone.get_by_label("Votre pseudonyme").fill("Camille 2")
+    phone.get_by_role("button", name="Rejoindre la cartopartie").click()
+    expect(phone.locator("#sync")).to_have_text(ALL_SENT, timeout=30_000)
+    assert [row.preset for row in submissions(app, committed_event)] == ["bench"]
+    expect(phone.locator(".point")).to_have_count(1)
+    assert errors == []  # the map was not made a second time

@@ -7,7 +7,7 @@ It makes a throwaway database (on the project-local cluster unless DATABASE_URL 
 migrates it, creates one event around Chambéry and fills it with INSERT ... SELECT
 generate_series (seeded): submissions of five presets, and OSM features of the same kinds and
 others, many within a few metres of a submission so that every outcome occurs. Those features
-are read back as overpass.Element objects and stored again through cartoparty.osm.store() (the
+are read back as overpass.Element objects and stored again through cartoparty.osm.store.store() (the
 "load"), then cartoparty.conflate.match() runs and is committed; then a sample of submissions is
 matched the naive way, one SELECT and one INSERT each, in a transaction rolled back at the end.
 Beside the times it prints how busy the machine's CPUs were meanwhile, and by whom: other users'
@@ -183,7 +183,7 @@ def fill(url, event_id, submissions, osm):
 
 def elements_of(url, event_id):
     """The event's OSM features as overpass.Element objects (what Overpass or an extract gives)."""
-    from cartoparty.overpass import Element
+    from cartoparty.osm.overpass import Element
 
     with psycopg.connect(dsn(url)) as conn:
         rows = conn.execute("""SELECT osm_type, osm_id, version, timestamp, tags, ST_Y(geom), ST_X(geom)
@@ -193,8 +193,8 @@ def elements_of(url, event_id):
 
 def naive(event, presets, sample_ids):
     """Match the sample one submission at a time (SELECT, then INSERT); return (seconds, outcomes)."""
-    from cartoparty.conflate import AMBIGUITY_MARGIN
     from cartoparty.extensions import db
+    from cartoparty.osm.conflate import AMBIGUITY_MARGIN
 
     rows = db.session.execute(text("""SELECT id, preset, tags, ST_AsEWKT(geom) FROM submission
         WHERE id = ANY(:ids) ORDER BY id"""), {"ids": sample_ids}).all()
@@ -264,9 +264,9 @@ def cpu_report(steps, seconds, machine_cpu, python_cpu):
 def run(url, args):
     from flask_migrate import upgrade
 
-    from cartoparty import conflate, osm
     from cartoparty.extensions import db
     from cartoparty.models import Event
+    from cartoparty.osm import conflate, store
     from cartoparty.zones import read_zone
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
@@ -285,8 +285,8 @@ def run(url, args):
               "(read back from the generated rows; not part of the load time)")
         event = db.session.get(Event, event_id)
         machine_cpu, python_cpu = machine_cpu_seconds(), process_cpu_seconds(os.getpid())
-        load = Timed(partial(osm.store, event, elements, "bench"))
-        print(f"(1) load: osm.store() of {len(elements)} features + commit: {load.seconds:.2f} s "
+        load = Timed(partial(store.store, event, elements, "bench"))
+        print(f"(1) load: osm.store.store() of {len(elements)} features + commit: {load.seconds:.2f} s "
               f"({load.result} kept inside the zone; it replaces the generated rows, as a refresh does)")
         del elements
         matching = Timed(lambda: conflate.match(db.session.get(Event, event_id)))

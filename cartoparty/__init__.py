@@ -17,9 +17,7 @@ def create_app(config=None):
         feedback,
         i18n,
         jobs,
-        matches,
         organise,
-        osmcheck,
         photos,
         presets,
         public,
@@ -31,6 +29,8 @@ def create_app(config=None):
     )
     from . import config as settings
     from .extensions import csrf, db, migrate
+    from .osm import check as osm_check
+    from .osm import matches
 
     app = Flask(__name__, instance_relative_config=True, static_folder=str(settings.STATIC_DIR))
     app.config.from_mapping(settings.from_environment(app.instance_path))
@@ -52,7 +52,7 @@ def create_app(config=None):
     jobs.init_app(app)
     errors.register(app)
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
-                   reviewmap, matches, osmcheck, feedback, restitution, public, exports):
+                   reviewmap, matches, osm_check, feedback, restitution, public, exports):
         app.register_blueprint(module.bp)
     walkers_api = {module.bp.name for module in (events, submissions, photos, feedback)}
 

@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import CartopartyError, NotFound, Unauthorised
 from .extensions import db
-from .models import Event, Organiser, Participant, SignInAttempt, hash_token
+from .models import Event, Organiser, Participant, SignInAttempt, Submission, hash_token
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -104,6 +104,21 @@ def load_event(slug):
     if event is None:
         raise NotFound("no_such_event", field="slug", slug=slug[:64])
     return event
+
+
+# Ids are PostgreSQL bigints: a larger number names nothing (and must not reach the database).
+MAX_ID = 2**63 - 1
+
+
+def load_submission(event, submission_id, field="submission_id", lock=False):
+    """The event's submission with this id, or a 404 naming `field`; with `lock`, its row is
+    locked until the end of the transaction (two organisers changing it take turns)."""
+    query = db.select(Submission).filter_by(event_id=event.id, id=submission_id)
+    submission = db.session.scalar(query.with_for_update() if lock else query) \
+        if type(submission_id) is int and 0 < submission_id <= MAX_ID else None
+    if submission is None:
+        raise NotFound("no_such_point", field=field)
+    return submission
 
 
 # Walkers' routes are the busiest: the event and the walker come in one query, as plain rows.

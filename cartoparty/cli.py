@@ -15,11 +15,14 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import func, text
 from sqlalchemy.exc import OperationalError
 
-from . import conflate, create_app, jobs, localdb, osm, osmcheck, review
+from . import create_app, jobs, localdb, review
 from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import db
 from .models import Event, Organiser, OsmSnapshot, Submission
+from .osm import conflate
+from .osm.check import request_check
+from .osm.store import import_extract, refresh_from_overpass
 from .presets import PresetError, all_presets
 from .zones import read_zone
 
@@ -198,7 +201,7 @@ def _event(slug):
 def osm_fetch(slug, force):
     """Refresh the event's OSM data from Overpass (one query, or one per tile)."""
     try:
-        count = osm.refresh_from_overpass(_event(slug), force=force)
+        count = refresh_from_overpass(_event(slug), force=force)
     except CartopartyError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{count} OSM features stored for {slug}")
@@ -210,7 +213,7 @@ def osm_fetch(slug, force):
 def osm_import(path, slug):
     """Load the event's OSM data from an extract (.osm, .osm.pbf, .osm.gz, .osm.bz2)."""
     try:
-        count = osm.import_extract(_event(slug), path)
+        count = import_extract(_event(slug), path)
     except CartopartyError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{count} OSM features stored for {slug} from {Path(path).name}")
@@ -236,7 +239,7 @@ def conflate_command(slug):
 def osm_check(slug, no_fetch, force):
     """Queue a check of the event against OSM (fetch, then match) for `cartoparty worker`."""
     try:
-        check, queued = osmcheck.request_check(_event(slug), "cli", fetch=not no_fetch, force=force)
+        check, queued = request_check(_event(slug), "cli", fetch=not no_fetch, force=force)
     except CartopartyError as error:
         raise click.ClickException(error.message) from None
     db.session.commit()

@@ -16,6 +16,18 @@ from .extensions import db
 EXTENSION = "cartoparty.jobs"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 log = logging.getLogger(__name__)
+# The tasks by name, registered by the modules that define them (see task()).
+TASKS = {}
+
+
+def task(name):
+    """Register the decorated function as the job `name`; the worker runs it in an app context."""
+
+    def register(function):
+        TASKS[name] = function
+        return function
+
+    return register
 
 
 def conninfo(database_uri):
@@ -24,12 +36,11 @@ def conninfo(database_uri):
 
 
 def init_app(app):
-    """Attach the job queue and its tasks to the app; no connection is opened here."""
-    from . import osmcheck
-
+    """Attach the job queue and the registered tasks to the app (the app factory has imported
+    the modules that define them); no connection is opened here."""
     queue = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=conninfo(app.config["SQLALCHEMY_DATABASE_URI"]), min_size=1, max_size=4))
-    for name, function in {osmcheck.TASK: osmcheck.run}.items():
+    for name, function in TASKS.items():
         queue.task(name=name, pass_context=True)(_in_app_context(function))
     app.extensions[EXTENSION] = queue
 

@@ -378,7 +378,7 @@ class Match(db.Model):
 
 
 class OsmCheck(db.Model):
-    """A check of an event against OpenStreetMap, run as a job (see osmcheck.py): fetch the OSM
+    """A check of an event against OpenStreetMap, run as a job (see osm/check.py): fetch the OSM
     data if asked, then match every submission. Organisers follow its status and step."""
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -7,10 +7,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from .accounts import event_organiser_required
 from .api import json_body, refuse_unknown_fields
-from .errors import Conflict, Invalid, NotFound
+from .auth import MAX_ID, load_submission
+from .errors import Conflict, Invalid
 from .extensions import db
 from .i18n import language, translate
 from .models import Event, Submission
+from .osm.conflate import OSM_MATCH
 from .presets import all_presets, check_tags
 
 bp = Blueprint("review", __name__, url_prefix="/api/organise")
@@ -18,12 +20,6 @@ bp = Blueprint("review", __name__, url_prefix="/api/organise")
 SNAPSHOT = """jsonb_build_object('status', {p}status, 'review_reason', {p}review_reason,
     'tags', {p}tags, 'note', {p}note, 'lat', ST_Y({p}geom), 'lon', ST_X({p}geom),
     'duplicate_of_id', {p}duplicate_of_id, 'version', {p}version)"""
-# A submission's conflation result as in the submissions GeoJSON, and who corrected it by hand
-# (read from `match m` and the duplicate's original, `submission original`).
-OSM_MATCH = """CASE WHEN m.submission_id IS NOT NULL THEN jsonb_build_object(
-    'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id, 'osm_version', m.osm_version,
-    'distance_m', m.distance_m, 'tag_diff', m.tag_diff, 'duplicate_of', original.client_id,
-    'overridden_by', m.overridden_by) END"""
 
 # One statement for one submission or ten thousand: lock the rows, change them, write the audit.
 CHANGE = """
@@ -84,18 +80,13 @@ def decide(event, decision, actor, organiser_id=None, reason=None, items=None,
                   reason=(reason or "").strip() or None, **selection)
 
 
-MAX_ID, MAX_VERSION = 2**63 - 1, 2**31 - 1
+MAX_VERSION = 2**31 - 1
 
 
 def _one(event, submission_id, field="submission_id"):
     """The event's submission, locked until the end of the transaction (so the version
     checked is the version changed)."""
-    submission = db.session.scalar(
-        db.select(Submission).filter_by(event_id=event.id, id=submission_id).with_for_update()
-    ) if 0 < submission_id <= MAX_ID else None
-    if submission is None:
-        raise NotFound("no_such_point", field=field)
-    return submission
+    return load_submission(event, submission_id, field, lock=True)
 
 
 def _expect_version(event, submission_id, version, field="version"):
@@ -115,6 +106,7 @@ def _check_reason(reason):
 
 def detail_json(event, submission_id):
     """A submission with everything a reviewer needs, and its audit trail."""
+    load_submission(event, submission_id)
     row = db.session.execute(text(f"""
         SELECT s.id, s.client_id::text AS client_id, s.preset, s.status::text AS status,
                ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note,
@@ -133,9 +125,7 @@ def detail_json(event, submission_id):
         LEFT JOIN match m ON m.submission_id = s.id
         LEFT JOIN submission original ON original.id = m.duplicate_of_id
         WHERE s.event_id = :event_id AND s.id = :id"""),  # noqa: S608  (fixed fragments only)
-        {"event_id": event.id, "id": submission_id}).mappings().one_or_none()
-    if row is None:
-        raise NotFound("no_such_point", field="submission_id")
+        {"event_id": event.id, "id": submission_id}).mappings().one()
     return {**row, "photos": [f"/api/events/{event.slug}/photos/{sha}" for sha in row["photos"]],
             **{key: row[key].isoformat() if row[key] else None
                for key in ("observed_at", "received_at", "reviewed_at")}}

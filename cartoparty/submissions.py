@@ -16,6 +16,7 @@ from .auth import current_organiser, current_participant, load_event, participan
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorised
 from .extensions import db
 from .models import Event, Status, Submission
+from .osm.conflate import OSM_MATCH
 from .photos import forget_unused_files
 from .presets import LIMITS, all_presets, check_tags
 
@@ -206,7 +207,7 @@ def delete(event, participant, client_id):
 
 
 # The organisers' view: every point of the event, with its author and its OSM match.
-FEATURE_COLLECTION = text("""
+FEATURE_COLLECTION = text(f"""
     SELECT json_build_object(
         'type', 'FeatureCollection',
         'features', coalesce(json_agg(json_build_object(
@@ -219,16 +220,13 @@ FEATURE_COLLECTION = text("""
                 'observed_at', s.observed_at, 'received_at', s.received_at,
                 'photo_count', (SELECT count(*) FROM photo WHERE photo.submission_id = s.id),
                 'pseudonym', p.pseudonym, 'review_reason', s.review_reason,
-                'osm_match', CASE WHEN m.submission_id IS NOT NULL THEN json_build_object(
-                    'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id,
-                    'osm_version', m.osm_version, 'distance_m', m.distance_m,
-                    'tag_diff', m.tag_diff, 'duplicate_of', original.client_id) END)
+                'osm_match', {OSM_MATCH})
         ) ORDER BY s.id), '[]'::json))::text
     FROM submission s JOIN participant p ON p.id = s.participant_id
     LEFT JOIN match m ON m.submission_id = s.id
     LEFT JOIN submission original ON original.id = m.duplicate_of_id
     WHERE s.event_id = :event_id
-""")
+""")  # noqa: S608  (fixed fragments only)
 
 
 @bp.get("/<slug>/submissions.geojson")

@@ -6,6 +6,7 @@ import os
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import flask_migrate
 import psycopg
@@ -23,6 +24,10 @@ from cartoparty.models import Event, Organiser  # noqa: E402
 from cartoparty.zones import read_zone  # noqa: E402
 
 # A square of about 1.1 km around Chambéry's Place Saint-Léger (lon, lat).
+# ../shared/data beside the checkout (real extracts and answers); tests that read it skip
+# cleanly when it is absent.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 ZONE = {"type": "Polygon", "coordinates": [[
     [5.915, 45.560], [5.930, 45.560], [5.930, 45.570], [5.915, 45.570], [5.915, 45.560]]]}
 INSIDE = {"lat": 45.565, "lon": 5.92}

@@ -16,7 +16,7 @@ import numpy as np
 import pyogrio
 import pyogrio.raw
 import pytest
-from conftest import join, make_event, make_organiser
+from conftest import SHARED_DATA, join, make_event, make_organiser
 from PIL import Image
 
 from cartoparty import exports, schemadae
@@ -24,7 +24,6 @@ from cartoparty.cli import cli
 from cartoparty.extensions import db
 from cartoparty.models import Participant, Photo, Status, Submission, hash_token
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DAE_SCHEMA = SHARED_DATA / "fr_opendata" / "schemas" / "schema-dae" / "schema-dae_latest_1.0.7.schema.json"
 HOSTILE_NAME = "<script>alert('dae')</script> Mairie & « Hôtel »"
 OBSERVED = datetime(2026, 6, 13, 8, 15, tzinfo=UTC)

@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 import pytest
 from conftest import a_submission, overpass_answer
 
-from cartoparty import osm
 from cartoparty.cli import cli
 from cartoparty.extensions import db
 from cartoparty.models import OsmElement, OsmSnapshot
-from cartoparty.overpass import Element, OverpassError
+from cartoparty.osm import store
+from cartoparty.osm.overpass import Element, OverpassError
 
 TREE_NEARBY = {"type": "node", "id": 101, "lat": 45.565, "lon": 5.92002, "version": 4,
                "timestamp": "2024-05-01T10:00:00Z", "tags": {"natural": "tree", "genus": "Tilia"}}
@@ -27,7 +27,7 @@ def stored(event):
 def test_refresh_stores_what_is_inside_the_zone(event, fake_overpass):
     answers, queries = fake_overpass
     answers.append(overpass_answer(TREE_NEARBY, FAR_AWAY, BUILDING))
-    assert osm.refresh_from_overpass(event) == 2
+    assert store.refresh_from_overpass(event) == 2
     assert stored(event) == [101, 201]
     assert len(queries) == 1 and "natural" in queries[0] and "emergency" in queries[0]
     snapshot = db.session.get(OsmSnapshot, event.id)
@@ -38,10 +38,10 @@ def test_refresh_stores_what_is_inside_the_zone(event, fake_overpass):
 def test_refresh_waits_a_few_minutes_unless_forced(event, fake_overpass):
     answers, _ = fake_overpass
     answers.extend([overpass_answer(TREE_NEARBY), overpass_answer(TREE_NEARBY, BUILDING)])
-    osm.refresh_from_overpass(event)
-    with pytest.raises(osm.TooSoon):
-        osm.refresh_from_overpass(event)
-    assert osm.refresh_from_overpass(event, force=True) == 2
+    store.refresh_from_overpass(event)
+    with pytest.raises(store.TooSoon):
+        store.refresh_from_overpass(event)
+    assert store.refresh_from_overpass(event, force=True) == 2
 
 
 @pytest.mark.parametrize("failure", [
@@ -52,10 +52,10 @@ def test_refresh_waits_a_few_minutes_unless_forced(event, fake_overpass):
 def test_a_failed_refresh_keeps_the_previous_data_and_says_why(event, fake_overpass, failure):
     answers, _ = fake_overpass
     answers.append(overpass_answer(TREE_NEARBY))
-    osm.refresh_from_overpass(event)
+    store.refresh_from_overpass(event)
     answers.extend([failure] * 3)
     with pytest.raises(OverpassError):
-        osm.refresh_from_overpass(event, force=True)
+        store.refresh_from_overpass(event, force=True)
     assert stored(event) == [101]
     snapshot = db.session.get(OsmSnapshot, event.id)
     assert snapshot.element_count == 1
@@ -99,7 +99,7 @@ def test_store_keeps_each_feature_as_given(event):
             Element("way", 3, None, None, {}, 45.566, 5.921),
             Element("relation", 4, 1, when, {"amenity": "bench"}, 45.56, 5.915)]  # on the zone's edge
     outside = Element("node", 5, 1, when, {"natural": "tree"}, 45.58, 5.95)
-    assert osm.store(event, [*kept, outside], "test") == 3
+    assert store.store(event, [*kept, outside], "test") == 3
     rows = db.session.execute(db.select(
         OsmElement.osm_type, OsmElement.osm_id, OsmElement.version, OsmElement.timestamp, OsmElement.tags,
         db.func.ST_Y(OsmElement.geom), db.func.ST_X(OsmElement.geom), db.func.ST_SRID(OsmElement.geom))
@@ -110,10 +110,10 @@ def test_store_keeps_each_feature_as_given(event):
 
 
 def test_store_replaces_the_previous_snapshot(event):
-    osm.store(event, [Element("node", 1, 1, None, {"natural": "tree"}, 45.565, 5.92)], "test")
-    osm.store(event, [Element("node", 2, 1, None, {"natural": "tree"}, 45.566, 5.921)], "test")
+    store.store(event, [Element("node", 1, 1, None, {"natural": "tree"}, 45.565, 5.92)], "test")
+    store.store(event, [Element("node", 2, 1, None, {"natural": "tree"}, 45.566, 5.921)], "test")
     assert stored(event) == [2]
-    assert osm.store(event, [], "test") == 0
+    assert store.store(event, [], "test") == 0
     assert stored(event) == []
     assert db.session.get(OsmSnapshot, event.id).element_count == 0
 

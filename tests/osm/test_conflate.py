@@ -6,11 +6,11 @@ import pytest
 from conftest import make_event
 from sqlalchemy import text
 
-from cartoparty import conflate
-from cartoparty.conflate import clear_override, mark_new, match, override
 from cartoparty.errors import Conflict, NotFound
 from cartoparty.extensions import db
 from cartoparty.models import Match, OsmElement, Participant, Submission
+from cartoparty.osm import conflate
+from cartoparty.osm.conflate import clear_override, mark_new, match, override
 
 LAT, LON = 45.565, 5.92
 

@@ -4,17 +4,18 @@ refresh keeps the previous data and records the error."""
 
 import struct
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 from flask import current_app
 from psycopg.types.json import Jsonb
 from sqlalchemy import delete, func, text
 
-from . import __version__, overpass
-from .errors import CartopartyError
-from .extensions import db
-from .models import Event, OsmElement, OsmSnapshot
-from .presets import all_presets
+from ..errors import CartopartyError
+from ..extensions import db
+from ..models import Event, OsmElement, OsmSnapshot
+from ..presets import all_presets
+from . import overpass
 
 MIN_INTERVAL = timedelta(minutes=5)
 # Larger boxes are asked tile by tile (square degrees; about 20 km x 20 km at 45°N).
@@ -22,7 +23,9 @@ MAX_TILE_AREA = 0.05
 # A point as EWKB: little-endian, the point type with the SRID flag, the SRID, lon, lat.
 EWKB_POINT = struct.Struct("<BIIdd")
 EWKB_POINT_WITH_SRID = 0x20000001
-USER_AGENT = f"cartoparty/{__version__} (mapping parties; https://wiki.openstreetmap.org/wiki/Mapping_party)"
+# The installed version (not the app package's, which this package does not import).
+USER_AGENT = (f"cartoparty/{version('cartoparty')} "
+              "(mapping parties; https://wiki.openstreetmap.org/wiki/Mapping_party)")
 
 
 class TooSoon(CartopartyError):
@@ -116,7 +119,7 @@ def refresh_from_overpass(event, force=False):
 
 def import_extract(event, path):
     """Load the event's features from an OSM extract (.osm, .osm.pbf…) and store them."""
-    from .osmfile import read_extract
+    from .extract import read_extract
 
     elements = read_extract(path, bbox(event), tag_sets(event))
     count = store(event, elements, f"file {Path(path).name}")

@@ -18,11 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from test_api import assert_conforms, csrf
 
-from cartoparty import conflate, jobs, osm, osmcheck
+from cartoparty import jobs
 from cartoparty.cli import cli
 from cartoparty.extensions import db
 from cartoparty.models import Event, Match, Organiser, OsmCheck, OsmElement, OsmSnapshot
-from cartoparty.overpass import Element
+from cartoparty.osm import check as osm_check
+from cartoparty.osm import conflate, store
+from cartoparty.osm.overpass import Element
 
 CARTOPARTY = Path(sys.executable).parent / "cartoparty"
 OSM = "/api/organise/party/osm"
@@ -96,8 +98,8 @@ def test_a_check_inserted_meanwhile_by_another_request_is_the_answer(client, eve
                                                                      monkeypatch):
     other = queued_check(event, job_status="todo")
     seen = iter([None])  # the other request had not committed when this one looked
-    real = osmcheck.active_check
-    monkeypatch.setattr(osmcheck, "active_check", lambda event: next(seen, None) or real(event))
+    real = osm_check.active_check
+    monkeypatch.setattr(osm_check, "active_check", lambda event: next(seen, None) or real(event))
     response = client.post(CHECK, json={}, headers=csrf(client))
     assert response.status_code == 200
     assert response.json["check"]["id"] == other.id
@@ -412,7 +414,7 @@ def test_organisers_asking_at_once_get_one_check(app, party):
 def test_matching_again_asks_overpass_nothing(app, party, fake_overpass):
     event, client, tree = party
     _, queries = fake_overpass
-    osm.store(event, [Element("node", 7, 1, None, {"natural": "tree", "species": "Tilia cordata"},
+    store.store(event, [Element("node", 7, 1, None, {"natural": "tree", "species": "Tilia cordata"},
                               45.565, 5.92001)], "file trees.osm")
     db.session.commit()
     check_id = ask(client, fetch=False)
@@ -440,7 +442,7 @@ def matches_of(event):
 def test_a_failed_fetch_fails_the_check_and_changes_nothing(app, party, fake_overpass, failure, error):
     event, client, tree = party
     answers, _ = fake_overpass
-    osm.store(event, [Element("node", 7, 1, None, {"natural": "tree"}, 45.565, 5.92001)], "file t.osm")
+    store.store(event, [Element("node", 7, 1, None, {"natural": "tree"}, 45.565, 5.92001)], "file t.osm")
     conflate.match(event)
     db.session.commit()
     matches_before = matches_of(event)

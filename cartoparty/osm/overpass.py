@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import overpy
 
-from .errors import CartopartyError
+from ..errors import CartopartyError
 
 log = logging.getLogger(__name__)
 

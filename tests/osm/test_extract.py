@@ -1,19 +1,19 @@
-"""cartoparty.osmfile on OSM files written here with pyosmium and on the shared real extracts; no database."""
+"""cartoparty.osm.extract on OSM files written here with pyosmium and on the shared real extracts;
+no database."""
 
 import logging
 import random
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import osmium
 import pytest
+from conftest import SHARED_DATA
 from osmium.osm.mutable import Node, Relation, Way
 
 from cartoparty.errors import CartopartyError
-from cartoparty.osmfile import OsmFileError, read_extract
+from cartoparty.osm.extract import OsmFileError, read_extract
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BBOX = (43.72, 7.40, 43.75, 7.45)  # south, west, north, east: a part of Monaco
 WORLD = (-90, -180, 90, 180)
 TREE = {"natural": "tree"}
@@ -173,7 +173,7 @@ def test_objects_without_a_located_node_are_skipped_and_logged(tmp_path, caplog)
         [Relation(id=200, members=[("w", 102, "outer")], tags={"type": "multipolygon", **PHARMACY}),
          Relation(id=201, members=[("w", 101, "outer"), ("w", 103, "inner")],
                   tags={"type": "multipolygon", **PHARMACY})])
-    with caplog.at_level(logging.INFO, logger="cartoparty.osmfile"):
+    with caplog.at_level(logging.INFO, logger="cartoparty.osm.extract"):
         elements = by_key(read_extract(path, BBOX, TAG_SETS))
     assert set(elements) == {("node", 1), ("relation", 201)}
     assert (elements["relation", 201].lat, elements["relation", 201].lon) == pytest.approx((43.745, 7.442))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import osmium
 
-from .errors import CartopartyError
+from ..errors import CartopartyError
 from .overpass import Element, _checked_bbox
 
 log = logging.getLogger(__name__)

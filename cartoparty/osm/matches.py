@@ -9,14 +9,16 @@ from flask import Blueprint, jsonify
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from ..accounts import event_organiser_required
+from ..api import json_body, refuse_unknown_fields
+from ..auth import MAX_ID, load_submission
+from ..errors import Conflict, Invalid
+from ..extensions import db
+from ..presets import all_presets
+from ..review import SNAPSHOT, detail_json
+from ..reviewmap import read_bbox
 from . import conflate
-from .accounts import event_organiser_required
-from .api import json_body, refuse_unknown_fields
-from .errors import Conflict, Invalid, NotFound
-from .extensions import db
-from .presets import all_presets
-from .review import MAX_ID, OSM_MATCH, SNAPSHOT, detail_json
-from .reviewmap import read_bbox
+from .conflate import OSM_MATCH
 
 bp = Blueprint("matches", __name__, url_prefix="/api/organise")
 
@@ -80,12 +82,7 @@ CANDIDATES = text("""
 
 def _preset_of(event, submission_id):
     """The submission's preset id, or a 404 naming `submission_id`."""
-    preset = db.session.scalar(text(
-        "SELECT preset FROM submission WHERE event_id = :event_id AND id = :id"),
-        {"event_id": event.id, "id": submission_id}) if 0 < submission_id <= MAX_ID else None
-    if preset is None:
-        raise NotFound("no_such_point", field="submission_id")
-    return preset
+    return load_submission(event, submission_id).preset
 
 
 @bp.get("/<slug>/submissions/<int:submission_id>/candidates")
@@ -134,11 +131,8 @@ AUDIT = text("""
 def _snapshot(event, submission_id):
     """The submission and its match, its row locked until the end of the transaction (so two
     organisers correcting it at once take turns), or a 404 naming `submission_id`."""
-    snapshot = db.session.scalar(AUDIT_SNAPSHOT, {"event_id": event.id, "id": submission_id}) \
-        if 0 < submission_id <= MAX_ID else None
-    if snapshot is None:
-        raise NotFound("no_such_point", field="submission_id")
-    return snapshot
+    load_submission(event, submission_id)
+    return db.session.scalar(AUDIT_SNAPSHOT, {"event_id": event.id, "id": submission_id})
 
 
 def _audited(event, organiser, submission_id, action, correct):

@@ -19,9 +19,10 @@ import json
 
 from sqlalchemy import text
 
-from .errors import Conflict, NotFound
-from .extensions import db
-from .presets import all_presets
+from ..auth import MAX_ID, load_submission
+from ..errors import Conflict, NotFound
+from ..extensions import db
+from ..presets import all_presets
 
 # Two candidates whose scores are closer than this cannot be told apart.
 AMBIGUITY_MARGIN = 0.25
@@ -29,7 +30,12 @@ AMBIGUITY_MARGIN = 0.25
 # this many times cos(latitude)): a box of radius / (this × cos(latitude)) degrees each way
 # from a point surely holds its circle.
 METRES_PER_DEGREE = 110_574
-BIGINT_MAX = 2**63 - 1
+# A submission's match as the pages and the API show it, and who corrected it by hand (read
+# from `match m` and the duplicate's original, `submission original`): the one definition.
+OSM_MATCH = """CASE WHEN m.submission_id IS NOT NULL THEN jsonb_build_object(
+    'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id, 'osm_version', m.osm_version,
+    'distance_m', m.distance_m, 'tag_diff', m.tag_diff, 'duplicate_of', original.client_id,
+    'overridden_by', m.overridden_by) END"""
 OUTCOMES = ("new", "existing", "update", "ambiguous", "duplicate")
 
 # For the rest of the transaction, which is the matching's: JIT compilation of this big plan took
@@ -186,7 +192,6 @@ UPSERT = """
            excluded.distance_m, excluded.tag_diff, NULL, excluded.overridden_by, excluded.matched_at)
     RETURNING outcome, osm_type, osm_id, osm_version, distance_m, tag_diff, overridden_by
 """
-SUBMISSION = text("SELECT 1 FROM submission WHERE event_id = :event_id AND id = :id")
 # Locked, so that two organisers giving the same feature to two points take turns.
 FEATURE = text("""
     SELECT 1 FROM osm_element WHERE event_id = :event_id AND osm_type = :osm_type AND osm_id = :osm_id
@@ -232,9 +237,9 @@ def override(event, submission_id, osm_type, osm_id, actor):
 
     Another submission holding the feature by conflation becomes ambiguous; one holding it by
     an organiser's word is a Conflict."""
-    _require_submission(event, submission_id)
+    load_submission(event, submission_id)
     feature = {"event_id": event.id, "osm_type": osm_type, "osm_id": osm_id}
-    if not 0 < osm_id <= BIGINT_MAX or db.session.execute(FEATURE, feature).first() is None:
+    if not 0 < osm_id <= MAX_ID or db.session.execute(FEATURE, feature).first() is None:
         raise NotFound("no_such_osm_feature", field="osm_id")
     holders = db.session.execute(HOLDERS, {**feature, "id": submission_id}).all()
     if any(holder.overridden_by for holder in holders):
@@ -247,7 +252,7 @@ def override(event, submission_id, osm_type, osm_id, actor):
 
 def mark_new(event, submission_id, actor):
     """The organiser says the submission is a feature OSM does not have yet; return the match."""
-    _require_submission(event, submission_id)
+    load_submission(event, submission_id)
     row = db.session.execute(MARK_NEW, {"event_id": event.id, "id": submission_id,
                                         "actor": actor}).mappings().one()
     return _match_json(row)
@@ -256,14 +261,8 @@ def mark_new(event, submission_id, actor):
 def clear_override(event, submission_id):
     """Forget the organiser's correction (the point is unmatched until the next conflation);
     return whether there was one."""
-    _require_submission(event, submission_id)
+    load_submission(event, submission_id)
     return db.session.execute(CLEAR_OVERRIDE, {"event_id": event.id, "id": submission_id}).rowcount > 0
-
-
-def _require_submission(event, submission_id):
-    if not 0 < submission_id <= BIGINT_MAX or db.session.execute(
-            SUBMISSION, {"event_id": event.id, "id": submission_id}).first() is None:
-        raise NotFound("no_such_point", field="submission_id")
 
 
 def _match_json(row):

@@ -3,7 +3,7 @@
 
 Each check is an `osm_check` row that organisers follow: queued, running (with its step),
 succeeded (with the count per outcome) or failed (with the error). A failure changes no match:
-the matches and the check's success are committed together, and osm.py keeps the previous OSM
+the matches and the check's success are committed together, and osm/store.py keeps the previous OSM
 data when a refresh fails. At most one check is queued or running per event."""
 
 import logging
@@ -13,12 +13,13 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from . import conflate, jobs, osm
-from .accounts import event_organiser_required
-from .api import json_body, refuse_unknown_fields
-from .errors import CartopartyError, Invalid
-from .extensions import db
-from .models import Event, OsmCheck, OsmSnapshot
+from ..accounts import event_organiser_required
+from ..api import json_body, refuse_unknown_fields
+from ..errors import CartopartyError, Invalid
+from ..extensions import db
+from ..jobs import defer, task
+from ..models import Event, OsmCheck, OsmSnapshot
+from . import conflate, store
 
 bp = Blueprint("osmcheck", __name__, url_prefix="/api/organise")
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def request_check(event, requested_by, fetch=True, force=False):
         return check, False
     if fetch and not force:
         # checked when the check is asked for rather than minutes later, in the job
-        osm.refuse_if_too_soon(event)
+        store.refuse_if_too_soon(event)
     if not fetch and not has_osm_data(event):
         raise NoOsmData("no_osm_data",
                         field="fetch")
@@ -68,7 +69,7 @@ def request_check(event, requested_by, fetch=True, force=False):
     if check_id is None:
         return active_check(event), False
     check = db.session.get(OsmCheck, check_id)
-    check.job_id = jobs.defer(TASK, check_id=check_id, force=force)
+    check.job_id = defer(TASK, check_id=check_id, force=force)
     db.session.flush()
     return check, True
 
@@ -94,6 +95,7 @@ def fail_dead_checks(event):
     return failed
 
 
+@task(TASK)
 def run(check_id, force=False):
     """The job: fetch (if asked) and match, recording each step. A failure is recorded in the
     check; the expected ones (Overpass, too soon, no data) end the job quietly, the others are
@@ -105,7 +107,7 @@ def run(check_id, force=False):
     try:
         if check.fetch_osm:
             _step(check, "fetching OSM data")
-            osm.refresh_from_overpass(event, force=force)
+            store.refresh_from_overpass(event, force=force)
         elif not has_osm_data(event):
             raise NoOsmData("no_osm_data")
         submissions = _to_match(event)
@@ -183,7 +185,7 @@ def overview(event):
     """The event's OSM data, its latest checks (newest first) and its outcome counts."""
     checks = db.session.scalars(db.select(OsmCheck).where(OsmCheck.event_id == event.id)
                                 .order_by(OsmCheck.id.desc()).limit(HISTORY))
-    return {"snapshot": osm.snapshot_json(event), "checks": [check_json(c) for c in checks],
+    return {"snapshot": store.snapshot_json(event), "checks": [check_json(c) for c in checks],
             "outcomes": outcome_counts(event)}
 
 

@@ -8,9 +8,9 @@ from conftest import a_submission, join, make_event, make_organiser
 from sqlalchemy import text
 from test_api import assert_conforms, csrf
 
-from cartoparty.conflate import match
 from cartoparty.extensions import db
 from cartoparty.models import AuditEntry, Match, OsmElement
+from cartoparty.osm.conflate import match
 
 ORGANISE = "/api/organise/party"
 FEATURES = "/api/organise/{slug}/osm/features"

@@ -1,4 +1,4 @@
-"""cartoparty.overpass against a fake Overpass on 127.0.0.1: no internet, no database."""
+"""cartoparty.osm.overpass against a fake Overpass on 127.0.0.1: no internet, no database."""
 
 import itertools
 import json
@@ -8,14 +8,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from conftest import SHARED_DATA
 
-from cartoparty.overpass import Element, OverpassError, build_query, fetch, merge, split_bbox
+from cartoparty.osm.overpass import Element, OverpassError, build_query, fetch, merge, split_bbox
 
-SHARED_OVERPASS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "overpass"
+SHARED_OVERPASS = SHARED_DATA / "overpass"
 CHAMBERY = (45.56, 5.915, 45.57, 5.93)  # south, west, north, east
 DEFIBRILLATOR = {"emergency": "defibrillator"}
 PHARMACY = {"amenity": "pharmacy", "healthcare": "pharmacy"}

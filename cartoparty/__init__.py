@@ -16,7 +16,6 @@ def create_app(config=None):
         exports,
         feedback,
         i18n,
-        jobs,
         organise,
         photos,
         presets,
@@ -49,7 +48,6 @@ def create_app(config=None):
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
     csrf.init_app(app)
-    jobs.init_app(app)
     errors.register(app)
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
                    reviewmap, matches, osm_check, feedback, restitution, public, exports):

@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote
 
-import folium
-import numpy as np
-import pyogrio.raw
+# folium, branca, numpy and pyogrio are heavy: each is imported in the functions that use it,
+# so that the app and the other commands start without them.
 import xstatic.pkg.leaflet as leaflet
-from branca.element import Element, MacroElement
 from flask import Blueprint, current_app, send_file
 from jinja2 import Template
 from markupsafe import escape
@@ -174,10 +172,14 @@ def write_csv(event, path, lang):
 
 
 def _texts(values):
+    import numpy as np
+
     return np.array([value if value not in (None, "") else None for value in values], dtype=object)
 
 
 def _numbers(values):
+    import numpy as np
+
     def number(value):
         try:
             return float(value)
@@ -188,6 +190,8 @@ def _numbers(values):
 
 def _layer(points, preset):
     """The columns of one GeoPackage layer: names and numpy arrays."""
+    import numpy as np
+
     keys = field_keys(preset)
     numbers = {field["key"] for field in preset["fields"] if field["type"] == "number"} if preset else ()
     columns = {
@@ -208,6 +212,9 @@ def _layer(points, preset):
 
 def write_gpkg(event, path, lang):
     """A GeoPackage with one point layer per preset in EPSG:4326, the licence in its metadata."""
+    import numpy as np
+    import pyogrio.raw
+
     info, description = licence(event, "gpkg"), licence_text(event, "gpkg")
     count = 0
     for preset_id, preset in presets_of(event):
@@ -245,11 +252,9 @@ POPUP_STYLE = """<style>.leaflet-popup-content th { text-align: left; white-spac
 .leaflet-popup-content strong { display: block; }</style>"""
 
 
-class _Points(MacroElement):
-    """The points and the zone drawn by Leaflet; popups are built with textContent, so that
-    nothing a walker typed is ever read as HTML, and the data is JSON escaped for <script>."""
-
-    _template = Template("""{% macro script(this, kwargs) %}
+# The points and the zone drawn by Leaflet; popups are built with textContent, so that nothing
+# a walker typed is ever read as HTML, and the data is JSON escaped for <script>.
+POINTS_SCRIPT = Template("""{% macro script(this, kwargs) %}
 (function () {
   var map = {{ this._parent.get_name() }};
   var data = {{ this.data|tojson }};
@@ -276,9 +281,16 @@ class _Points(MacroElement):
 })();
 {% endmacro %}""")
 
-    def __init__(self, data):
-        super().__init__()
-        self.data = data
+
+def _points_layer(data):
+    """The map's element drawing `data` ({"zone": GeoJSON, "points": popups}) with POINTS_SCRIPT."""
+    from branca.element import MacroElement
+
+    # What a MacroElement subclass would set, without importing branca with this module.
+    layer = MacroElement()
+    layer._template = POINTS_SCRIPT
+    layer.data = data
+    return layer
 
 
 def _popup(point, presets, lang):
@@ -307,6 +319,9 @@ def map_bounds(points, zone):
 def write_html(event, path, lang):
     """A self-contained folium map (Leaflet inlined; only the tiles come from the network),
     opening on the bounds of its points."""
+    import folium
+    from branca.element import Element
+
     zone = json.loads(db.session.scalar(text("SELECT ST_AsGeoJSON(zone, 7) FROM event WHERE id = :id"),
                                         {"id": event.id}))
     presets = all_presets()
@@ -331,7 +346,7 @@ def write_html(event, path, lang):
     folium.TileLayer(tiles=current_app.config["TILE_URL"], max_zoom=19, attr=(
         f"{current_app.config['TILE_ATTRIBUTION']} | {escape(info['attribution'])}, {licence_link}"
     )).add_to(figure)
-    _Points({"zone": zone, "points": points}).add_to(figure)
+    _points_layer({"zone": zone, "points": points}).add_to(figure)
     Path(path).write_text(root.render(), encoding="utf-8")
     return len(points)
 

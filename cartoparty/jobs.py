@@ -1,13 +1,15 @@
 """The job queue: procrastinate on the app's own PostgreSQL (its tables come from the
 migrations). A job is deferred inside the session's transaction, so that it exists exactly when
-what the request wrote does; `cartoparty worker` runs the jobs, each inside an app context."""
+what the request wrote does; `cartoparty worker` runs the jobs, each inside an app context.
+
+procrastinate is heavy to import: the queue is built by queue(app) the first time a job is
+deferred or a worker runs, so that the other commands and requests never load it."""
 
 import asyncio
 import functools
 import logging
 import signal
 
-import procrastinate
 from flask import current_app
 from sqlalchemy.engine import make_url
 
@@ -35,14 +37,20 @@ def conninfo(database_uri):
     return make_url(database_uri).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def init_app(app):
-    """Attach the job queue and the registered tasks to the app (the app factory has imported
-    the modules that define them); no connection is opened here."""
-    queue = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=conninfo(app.config["SQLALCHEMY_DATABASE_URI"]), min_size=1, max_size=4))
-    for name, function in TASKS.items():
-        queue.task(name=name, pass_context=True)(_in_app_context(function))
-    app.extensions[EXTENSION] = queue
+def queue(app):
+    """The app's procrastinate App with the registered tasks (the app factory has imported
+    the modules that define them), built on first use and kept in `app.extensions`; no
+    connection is opened here."""
+    if EXTENSION not in app.extensions:
+        import procrastinate  # heavy: imported when a job is deferred or a worker runs
+
+        built = procrastinate.App(connector=procrastinate.PsycopgConnector(
+            conninfo=conninfo(app.config["SQLALCHEMY_DATABASE_URI"]), min_size=1, max_size=4))
+        for name, function in TASKS.items():
+            built.task(name=name, pass_context=True)(_in_app_context(function))
+        # Two first requests at once build two: both keep the one stored first.
+        app.extensions.setdefault(EXTENSION, built)
+    return app.extensions[EXTENSION]
 
 
 def _in_app_context(function):
@@ -61,8 +69,7 @@ def defer(name, **kwargs):
     the caller commits, and gone if it rolls back); return the job's id."""
     # procrastinate writes on the session's own psycopg connection: nothing half-written.
     connection = db.session.connection().connection.driver_connection
-    queue = current_app.extensions[EXTENSION]
-    return queue.configure_task(name, connection=connection).defer(**kwargs)
+    return queue(current_app).configure_task(name, connection=connection).defer(**kwargs)
 
 
 def run_worker(app, wait=True, signals=True, **options):
@@ -72,7 +79,7 @@ def run_worker(app, wait=True, signals=True, **options):
     stopper = _Stopper()
     previous = {signum: signal.signal(signum, stopper) for signum in STOP_SIGNALS} if signals else {}
     try:
-        asyncio.run(_work(app.extensions[EXTENSION], stopper, wait=wait,
+        asyncio.run(_work(queue(app), stopper, wait=wait,
                           additional_context={"flask_app": app}, **options))
     finally:
         for signum, handler in previous.items():
@@ -106,10 +113,10 @@ class _Stopper:
             worker.cancel()
 
 
-async def _work(queue, stopper, **options):
-    async with queue.open_async():
-        worker = asyncio.create_task(queue.run_worker_async(install_signal_handlers=False,
-                                                            **options))
+async def _work(job_queue, stopper, **options):
+    async with job_queue.open_async():
+        worker = asyncio.create_task(job_queue.run_worker_async(install_signal_handlers=False,
+                                                                **options))
         stopper.watch(worker)
         try:
             await worker

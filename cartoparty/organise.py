@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import segno
 from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -244,6 +243,8 @@ def join_url(event, team=None):
 
 def qr_response(url, kind):
     """A QR code of `url` as PNG or SVG, large enough to print."""
+    import segno  # imported when a QR code is drawn, not by every command
+
     code = segno.make(url, error="m")
     out = io.BytesIO()
     if kind == "svg":

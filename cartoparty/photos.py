@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request, send_file
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy.dialects.postgresql import insert
 
 from .auth import member_required, participant_required
@@ -29,6 +28,9 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 
 def _open(data, max_pixels):
     """The decoded image, or a 4xx saying why it is not one we take."""
+    # Pillow is imported where photos are read, not by every command (heavy).
+    from PIL import Image, UnidentifiedImageError
+
     too_large = CartopartyError("photo_too_large", field="photo", status=413, max=max_pixels)
     try:
         with warnings.catch_warnings():
@@ -50,6 +52,8 @@ def clean_photo(data, max_pixels):
     """Re-encode an uploaded image without its metadata but its orientation.
 
     Returns (bytes, media type, width, height)."""
+    from PIL import Image
+
     image = _open(data, max_pixels)
     orientation = image.getexif().get(ORIENTATION)
     exif = Image.Exif()

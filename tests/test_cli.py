@@ -156,3 +156,28 @@ def test_console_script_reports_an_unreachable_database_in_one_line():
     assert result.returncode == 1
     assert result.stderr.startswith("cartoparty: cannot reach the database")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# Imported only by the commands, jobs and pages that use them (issue 11): not by a plain command.
+HEAVY = {"folium", "branca", "numpy", "scipy", "pyogrio", "osmium", "procrastinate", "PIL", "segno",
+         "overpy"}
+EVENT_LIST_THEN_MODULES = """
+import json, sys
+from cartoparty.cli import main
+sys.argv = ["cartoparty", "event", "list"]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_plain_command_does_not_import_the_heavy_libraries(database_url):
+    environment = {**os.environ, "DATABASE_URL": database_url}
+    result = subprocess.run([sys.executable, "-c", EVENT_LIST_THEN_MODULES], capture_output=True,
+                            text=True, env=environment, timeout=60)
+    assert result.returncode == 0, result.stderr
+    modules = {name.partition(".")[0] for name in json.loads(result.stdout.splitlines()[-1])}
+    assert "cartoparty" in modules
+    assert modules & HEAVY == set()

@@ -20,8 +20,6 @@ from http.client import HTTPException
 from itertools import pairwise
 from urllib.parse import urlencode, urlsplit
 
-import overpy
-
 from ..errors import CartopartyError
 
 log = logging.getLogger(__name__)
@@ -225,6 +223,8 @@ def _parse(body):
         log.warning("Overpass remark: %s", remark)
     if not isinstance(answer.get("elements"), list):
         raise _Failed("JSON without an elements list")
+    import overpy  # heavy: imported when an answer is read, not by every command
+
     try:
         return _elements(overpy.Result.from_json(answer))
     except (overpy.exception.OverPyException, ValueError, TypeError, KeyError, AttributeError) as error:

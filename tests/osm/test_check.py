@@ -304,6 +304,13 @@ def test_conninfo_is_a_libpq_uri():
         "postgresql://carto:p%40ss@db:5432/carto"
 
 
+def test_job_queue_is_built_once_with_every_registered_task(app):
+    queue = jobs.queue(app)
+    assert jobs.queue(app) is queue
+    assert set(jobs.TASKS) <= set(queue.tasks)
+    assert osm_check.TASK in queue.tasks
+
+
 # Checks run by procrastinate's worker: they commit for real, from the worker's own thread.
 
 @pytest.fixture

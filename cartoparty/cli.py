@@ -311,3 +311,34 @@ def main():
         click.echo(f"cartoparty: cannot reach the database: {reason}", err=True)
         sys.exit(1)
 
+
+submissions_cli = AppGroup("submissions", help="Walkers' points, and points from other tools.")
+cli.add_command(submissions_cli)
+
+
+@submissions_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("--preset", "preset_id", required=True, help="The preset of every point of the file.")
+@click.option("--id-field", help="The property, column or GPX element holding each point's id "
+                                 "(default: id; for GPX, name).")
+@click.option("--show", default=20, show_default=True, help="How many refused rows to list.")
+def submissions_import(path, slug, preset_id, id_field, show):
+    """Import points collected with other tools (ODK, Kobo, a GPS, paper) from a GeoJSON, CSV
+    or GPX file as pending points of one preset, under one participant per file ("import:
+    FILE"). Importing the same file again adds nothing."""
+    from .pointsimport import import_points
+
+    event = _event(slug)
+    try:
+        report = import_points(event, path, preset_id, id_field)
+    except OSError as error:
+        raise click.ClickException(f"cannot read {path}: {error.strerror or error}") from None
+    except CartopartyError as error:
+        raise click.ClickException(f"{Path(path).name}: {error.message}") from None
+    db.session.commit()
+    click.echo(report.summary())
+    for where, reason in report.refused[:show]:
+        click.echo(f"  {where}: {reason}")
+    if len(report.refused) > show:
+        click.echo(f"  … and {len(report.refused) - show} more refused")

@@ -194,7 +194,6 @@ def elements_of(url, event_id):
 def naive(event, presets, sample_ids):
     """Match the sample one submission at a time (SELECT, then INSERT); return (seconds, outcomes)."""
     from cartoparty.extensions import db
-    from cartoparty.osm.conflate import AMBIGUITY_MARGIN
 
     rows = db.session.execute(text("""SELECT id, preset, tags, ST_AsEWKT(geom) FROM submission
         WHERE id = ANY(:ids) ORDER BY id"""), {"ids": sample_ids}).all()
@@ -211,7 +210,8 @@ def naive(event, presets, sample_ids):
             best = found[0]
             added = {k: v for k, v in tags.items() if k not in best.tags}
             changed = {k: [best.tags[k], v] for k, v in tags.items() if k in best.tags and best.tags[k] != v}
-            close = len(found) > 1 and (found[1].distance - best.distance) / radius < AMBIGUITY_MARGIN
+            # The naive way's own rule: two candidates within a twentieth of the radius.
+            close = len(found) > 1 and (found[1].distance - best.distance) / radius < 0.05
             row.update(osm_type=best.osm_type, osm_id=best.osm_id, version=best.version,
                        distance=best.distance,
                        outcome="ambiguous" if close else "update" if added or changed else "existing",

@@ -205,12 +205,15 @@ def score(answers, world, ids):
 
 
 def false_duplicates(answers, world, ids):
-    """Points called duplicates though an OSM tree of their own lay within a metre."""
-    tree = cKDTree(np.array([xy for _, xy, _ in world["osm"]]))
+    """Points called duplicates though their tree was recorded once and its OSM node lay
+    within a metre of them."""
+    node = {osm_id: xy for osm_id, xy, _ in world["osm"]}
+    times = Counter(tree for tree, *_ in world["points"])
     calls = 0
-    for sid, (_, x, y, _, _) in zip(ids, world["points"], strict=True):
-        own = tree.query((x, y), distance_upper_bound=1)[0]
-        calls += answers.get(sid, ("",))[0] == "duplicate" and math.isfinite(own)
+    for sid, (tree, x, y, _, _) in zip(ids, world["points"], strict=True):
+        own = node.get(tree + 1)
+        calls += (answers.get(sid, ("",))[0] == "duplicate" and times[tree] == 1 and own is not None
+                  and math.dist(own, (x, y)) <= 1)
     return calls
 
 

@@ -1,12 +1,12 @@
 """Conflation: every submission of an event against the OSM features of the same kind around
-it, in one set-based statement; and an organiser's corrections of what it found.
+it; and an organiser's corrections of what it found.
 
 Outcomes: `new` (nothing there), `existing` (the same feature, tags agree), `update` (the same
 feature; tags to add or change — an OSM tag the walker did not give is never removed),
-`ambiguous` (several plausible candidates, or a feature another submission claims better or an
-organiser gave to another submission), `duplicate` (another walker recorded the same feature
-earlier). Distances are in metres on the WGS84 spheroid; a feature or a point at most the
-preset's `match_radius` away is near.
+`ambiguous` (its best choices are too close to call), `duplicate` (another point is the same
+feature). Distances are in metres on the WGS84 spheroid; a feature or a point at most the
+preset's `match_radius` away is near. The database finds the candidates in one set-based
+statement; osm/assignment.py decides for all points at once; one statement stores it all.
 
 Pairs are found through a grid rather than a GiST probe per submission (about 20 µs each, the
 better part of the time for 100,000 submissions): each preset gets square cells a little wider
@@ -24,8 +24,6 @@ from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..presets import all_presets
 
-# Two candidates whose scores are closer than this cannot be told apart.
-AMBIGUITY_MARGIN = 0.25
 # The fewest metres in a degree of latitude (at the equator; a degree of longitude has at least
 # this many times cos(latitude)): a box of radius / (this × cos(latitude)) degrees each way
 # from a point surely holds its circle.
@@ -63,14 +61,19 @@ def cell(kind, column, row):
             f" | (({row})::int8 & 16777215))")
 
 
-MATCH = text(f"""
+# The candidates, for osm/assignment.py: each open point (kind 0: id, radius, accuracy), each
+# point's features of its preset within its radius (kind 1: point, feature, distance, agreeing
+# and contradicting tags, and the feature's type, id and version), and each pair of points of one
+# preset within its radius (kind 2: later, earlier, distance, whether their tags contradict).
+# Features an organiser gave to a point by hand are no one else's.
+CANDIDATES = text(f"""
 WITH preset AS MATERIALIZED (  -- once, so that every reader sees the same `kind` numbers
     SELECT p.*, row_number() OVER () AS kind
     FROM jsonb_to_recordset(CAST(:presets AS jsonb)) AS p(id text, tags jsonb, radius float8)
 ), point AS MATERIALIZED (
     -- `box`: the half-side in degrees of a box that surely holds the point's circle; `open`
     -- unless an organiser set its match by hand.
-    SELECT s.id, p.kind, s.geom, ST_X(s.geom) AS x, ST_Y(s.geom) AS y, p.radius,
+    SELECT s.id, p.kind, s.geom, ST_X(s.geom) AS x, ST_Y(s.geom) AS y, p.radius, s.accuracy,
            p.radius / (:metres_per_degree * cos(radians(least(abs(ST_Y(s.geom)), 89)))) AS box,
            NOT EXISTS (SELECT 1 FROM match m WHERE m.submission_id = s.id
                        AND m.overridden_by IS NOT NULL) AS open
@@ -81,7 +84,7 @@ WITH preset AS MATERIALIZED (  -- once, so that every reader sees the same `kind
     SELECT kind, 2.001 * max(box) AS side FROM point GROUP BY kind
 ), placed AS MATERIALIZED (
     SELECT p.id, p.geom, p.x, p.y, {cell("p.kind", "floor(p.x / g.side)", "floor(p.y / g.side)")} AS cell
-    FROM point p JOIN grid g USING (kind)
+    FROM point p JOIN grid g USING (kind) WHERE p.open
 ), reach AS MATERIALIZED (
     -- each open point four times, once under each cell its box may overlap
     SELECT p.id, p.geom, p.x, p.y, p.box, p.radius,
@@ -89,73 +92,64 @@ WITH preset AS MATERIALIZED (  -- once, so that every reader sees the same `kind
                AS cell
     FROM point p JOIN grid g USING (kind), (VALUES (0), (1)) AS i(step), (VALUES (0), (1)) AS j(step)
     WHERE p.open
+), held AS (
+    SELECT m.osm_type, m.osm_id FROM match m JOIN submission s ON s.id = m.submission_id
+    WHERE s.event_id = :event_id AND m.overridden_by IS NOT NULL AND m.osm_id IS NOT NULL
 ), feature AS MATERIALIZED (
     SELECT o.osm_type, o.osm_id, o.version, o.tags, o.geom, ST_X(o.geom) AS x, ST_Y(o.geom) AS y,
            {cell("p.kind", "floor(ST_X(o.geom) / g.side)", "floor(ST_Y(o.geom) / g.side)")} AS cell
     FROM osm_element o JOIN preset p ON o.tags @> p.tags JOIN grid g USING (kind)
     WHERE o.event_id = :event_id
-), close_pair AS MATERIALIZED (
-    SELECT a.id, b.id AS original, a.radius, ST_Distance(a.geom::geography, b.geom::geography) AS distance
-    FROM reach a JOIN placed b USING (cell)
-    WHERE b.id < a.id AND abs(b.x - a.x) <= a.box AND abs(b.y - a.y) <= a.box
-), duplicate AS (
-    -- the nearest earlier point of the same preset whose tags do not contradict
-    SELECT DISTINCT ON (c.id) c.id, c.original, c.distance
-    FROM close_pair c JOIN submission a ON a.id = c.id JOIN submission b ON b.id = c.original
-    WHERE c.distance <= c.radius
-      AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(a.tags) t
-                      WHERE b.tags ? t.key AND b.tags ->> t.key <> t.value)
-    ORDER BY c.id, c.distance, c.original
-), nearby AS MATERIALIZED (
+      AND NOT EXISTS (SELECT 1 FROM held h WHERE h.osm_type = o.osm_type AND h.osm_id = o.osm_id)
+), nearby AS (
     SELECT r.id, f.osm_type, f.osm_id, f.version, f.tags, r.radius,
            ST_Distance(r.geom::geography, f.geom::geography) AS distance
     FROM reach r JOIN feature f USING (cell)
     WHERE abs(f.x - r.x) <= r.box AND abs(f.y - r.y) <= r.box
-), candidate AS (
-    SELECT n.id, n.osm_type, n.osm_id, n.version, n.tags AS osm_tags, s.tags, n.distance,
-           1 - n.distance / n.radius + 0.5 * agreement.agree - 1.0 * agreement.disagree AS score
-    FROM nearby n JOIN submission s ON s.id = n.id JOIN preset p ON p.id = s.preset
-    CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE n.tags ->> k = s.tags ->> k) AS agree,
-               count(*) FILTER (WHERE n.tags ->> k <> s.tags ->> k) AS disagree
-        FROM jsonb_object_keys(s.tags) AS k WHERE n.tags ? k AND NOT p.tags ? k
-    ) AS agreement
-    WHERE n.distance <= n.radius AND NOT EXISTS (SELECT 1 FROM duplicate d WHERE d.id = n.id)
-), ranked AS (
-    SELECT *, row_number() OVER mine AS rank, lead(score) OVER mine AS runner_up
-    FROM candidate WINDOW mine AS (PARTITION BY id ORDER BY score DESC, distance, osm_id)
-), best AS (
-    SELECT *, runner_up IS NOT NULL AND runner_up > score - :margin AS close_call
-    FROM ranked WHERE rank = 1
-), held AS (
-    -- features an organiser gave to a submission by hand: no one else's
-    SELECT m.osm_type, m.osm_id FROM match m JOIN submission s ON s.id = m.submission_id
-    WHERE s.event_id = :event_id AND m.overridden_by IS NOT NULL AND m.osm_id IS NOT NULL
-), claimed AS (
-    SELECT *, row_number() OVER (PARTITION BY osm_type, osm_id, close_call
-                                 ORDER BY score DESC, distance, id) AS claim,
-           EXISTS (SELECT 1 FROM held h WHERE h.osm_type = b.osm_type AND h.osm_id = b.osm_id) AS taken
-    FROM best b
-), outcome AS (
-    SELECT c.id,
-           CASE WHEN c.close_call OR c.claim > 1 OR c.taken THEN 'ambiguous'
-                WHEN diff.added = '{{}}' AND diff.changed = '{{}}' THEN 'existing'
-                ELSE 'update' END AS outcome,
-           c.osm_type, c.osm_id, c.version, c.distance,
-           CASE WHEN c.close_call OR c.claim > 1 OR c.taken THEN NULL
-                ELSE jsonb_build_object('added', diff.added, 'changed', diff.changed) END AS tag_diff,
-           NULL::bigint AS original
-    FROM claimed c CROSS JOIN LATERAL ({TAG_DIFF.format(osm="c.osm_tags", walker="c.tags")}) AS diff
-    UNION ALL
-    SELECT id, 'duplicate', NULL, NULL, NULL, distance, NULL, original FROM duplicate
-    UNION ALL
-    SELECT id, 'new', NULL, NULL, NULL, NULL, NULL, NULL FROM point p
-    WHERE p.open AND NOT EXISTS (SELECT 1 FROM duplicate d WHERE d.id = p.id)
-      AND NOT EXISTS (SELECT 1 FROM candidate c WHERE c.id = p.id)
+), twin AS (
+    SELECT a.id, b.id AS earlier, a.radius, ST_Distance(a.geom::geography, b.geom::geography) AS distance
+    FROM reach a JOIN placed b USING (cell)
+    WHERE b.id < a.id AND abs(b.x - a.x) <= a.box AND abs(b.y - a.y) <= a.box
+)
+SELECT 0 AS kind, id, NULL::bigint AS other, radius AS distance, accuracy AS agree,
+       NULL::float8 AS contradict, NULL AS osm_type, NULL::int AS version
+FROM point WHERE open
+UNION ALL
+SELECT 1, n.id, n.osm_id, n.distance, agreement.agree, agreement.contradict, n.osm_type, n.version
+FROM nearby n JOIN submission s ON s.id = n.id JOIN preset p ON p.id = s.preset
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE n.tags ->> k = s.tags ->> k) AS agree,
+           count(*) FILTER (WHERE n.tags ->> k <> s.tags ->> k) AS contradict
+    FROM jsonb_object_keys(s.tags) AS k WHERE n.tags ? k AND NOT p.tags ? k
+) AS agreement
+WHERE n.distance <= n.radius
+UNION ALL
+SELECT 2, t.id, t.earlier, t.distance, NULL, EXISTS (
+           SELECT 1 FROM jsonb_each_text(a.tags) kv
+           WHERE b.tags ? kv.key AND b.tags ->> kv.key <> kv.value)::int, NULL, NULL
+FROM twin t JOIN submission a ON a.id = t.id JOIN submission b ON b.id = t.earlier
+WHERE t.distance <= t.radius
+""")  # noqa: S608  (fixed fragments only)
+# What the assignment decided, stored with the tag changes each match means.
+STORE = text(f"""
+WITH decided AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:osm_types AS text[]),
+                         CAST(:osm_ids AS bigint[]), CAST(:versions AS int[]),
+                         CAST(:distances AS float8[]), CAST(:originals AS bigint[]))
+        AS d(id, outcome, osm_type, osm_id, version, distance, original)
 ), stored AS (
     INSERT INTO match (submission_id, outcome, osm_type, osm_id, osm_version, distance_m, tag_diff,
                        duplicate_of_id, matched_at)
-    SELECT id, outcome, osm_type, osm_id, version, distance, tag_diff, original, now() FROM outcome
+    SELECT d.id,
+           CASE WHEN d.outcome <> 'matched' THEN d.outcome
+                WHEN diff.added = '{{}}' AND diff.changed = '{{}}' THEN 'existing' ELSE 'update' END,
+           d.osm_type, d.osm_id, d.version, d.distance,
+           CASE WHEN d.outcome = 'matched'
+                THEN jsonb_build_object('added', diff.added, 'changed', diff.changed) END,
+           d.original, now()
+    FROM decided d JOIN submission s ON s.id = d.id
+    LEFT JOIN osm_element o ON o.event_id = :event_id AND o.osm_type = d.osm_type AND o.osm_id = d.osm_id
+    CROSS JOIN LATERAL ({TAG_DIFF.format(osm="coalesce(o.tags, '{}')", walker="s.tags")}) AS diff
     RETURNING outcome
 )
 SELECT outcome, count(*) FROM stored GROUP BY outcome
@@ -174,13 +168,64 @@ def presets_for_matching(presets):
 
 
 def match(event):
-    """Match every submission of the event; return how many got each outcome."""
+    """Match every submission of the event (osm/assignment.py decides); return how many got
+    each outcome."""
     db.session.execute(STATEMENT_SETTINGS)
     db.session.execute(CLEAR, {"event_id": event.id})
-    rows = db.session.execute(MATCH, {
+    rows = db.session.execute(CANDIDATES, {
         "event_id": event.id, "presets": presets_for_matching(all_presets()),
-        "margin": AMBIGUITY_MARGIN, "metres_per_degree": METRES_PER_DEGREE}).all()
-    return {**dict.fromkeys(OUTCOMES, 0), **dict(rows)}
+        "metres_per_degree": METRES_PER_DEGREE}).all()
+    from . import assignment  # numpy and scipy: imported when matching, not for every command
+
+    ids, candidates, features = _candidates(rows)
+    if not ids:
+        return dict.fromkeys(OUTCOMES, 0)
+    decision = assignment.assign(candidates, len(features))
+    counts = db.session.execute(STORE, {"event_id": event.id, **_decided(ids, features, decision)}).all()
+    return {**dict.fromkeys(OUTCOMES, 0), **dict(counts)}
+
+
+def _candidates(rows):
+    """The points' ids (by id), the candidates as arrays and the features by index."""
+    import numpy as np
+
+    from .assignment import Candidates
+
+    points = sorted((row.id, row.distance, row.agree) for row in rows if row.kind == 0)
+    index = {point_id: i for i, (point_id, _, _) in enumerate(points)}
+    features, pairs, twins = {}, [], []
+    for row in rows:
+        if row.kind == 1:
+            feature = features.setdefault((row.osm_type, row.other, row.version), len(features))
+            pairs.append((index[row.id], feature, row.distance, row.agree, row.contradict))
+        elif row.kind == 2:
+            twins.append((index[row.id], index[row.other], row.distance, row.contradict))
+    pairs, twins = np.array(pairs, float).reshape(-1, 5), np.array(twins, float).reshape(-1, 4)
+    candidates = Candidates(
+        radius=np.array([radius for _, radius, _ in points], float),
+        accuracy=np.array([np.nan if accuracy is None else accuracy for _, _, accuracy in points], float),
+        point=pairs[:, 0].astype(int), feature=pairs[:, 1].astype(int), distance=pairs[:, 2],
+        agree=pairs[:, 3], contradict=pairs[:, 4], later=twins[:, 0].astype(int),
+        earlier=twins[:, 1].astype(int), twin_distance=twins[:, 2], twin_contradict=twins[:, 3] > 0)
+    return [point_id for point_id, _, _ in points], candidates, list(features)
+
+
+def _decided(ids, features, decision):
+    """The decision as the arrays STORE reads."""
+    outcome, osm_types, osm_ids, versions, originals = [], [], [], [], []
+    for i in range(len(ids)):
+        feature = int(decision.feature[i])
+        duplicate = int(decision.duplicate_of[i])
+        osm_type, osm_id, version = features[feature] if feature >= 0 else (None, None, None)
+        outcome.append("duplicate" if duplicate >= 0 else "new" if feature < 0
+                       else "ambiguous" if decision.ambiguous[i] else "matched")
+        osm_types.append(osm_type)
+        osm_ids.append(osm_id)
+        versions.append(version)
+        originals.append(ids[duplicate] if duplicate >= 0 else None)
+    distances = [None if value != value else float(value) for value in decision.distance]  # NaN
+    return {"ids": ids, "outcomes": outcome, "osm_types": osm_types, "osm_ids": osm_ids,
+            "versions": versions, "distances": distances, "originals": originals}
 
 
 # Both corrections write the whole match: what the organiser said, by whom, nothing left over.

@@ -31,11 +31,12 @@ def party():
     return event, walker
 
 
-def record(party, preset="tree", tags=None, east_m=0.0, north_m=0.0, status="pending", at=(LAT, LON)):
+def record(party, preset="tree", tags=None, east_m=0.0, north_m=0.0, status="pending", at=(LAT, LON),
+           accuracy=None):
     event, walker = party
     lat, lon = shifted(east_m, north_m, *at)
     submission = Submission(event_id=event.id, participant_id=walker.id, client_id=uuid.uuid4(),
-                            preset=preset, geom=f"SRID=4326;POINT({lon} {lat})",
+                            preset=preset, geom=f"SRID=4326;POINT({lon} {lat})", accuracy=accuracy,
                             tags={"natural": "tree", **(tags or {})} if preset == "tree" else tags or {},
                             note="", observed_at=db.func.now(), body_sha256="x", status=status)
     db.session.add(submission)
@@ -122,12 +123,81 @@ def test_a_tree_recorded_twice_is_a_duplicate_of_the_first(party):
 
 def test_one_osm_feature_goes_to_one_submission(party):
     near = record(party, tags={"species": "Tilia cordata"}, east_m=1)
-    far = record(party, tags={"species": "Quercus robur"}, east_m=-3)
+    far = record(party, tags={"species": "Quercus robur"}, east_m=-3)  # another tree: new
     in_osm(party, 7, {"natural": "tree"})
     match(party[0])
     assert result(near).outcome in ("existing", "update")
     assert result(near).osm_id == 7
-    assert result(far).outcome == "ambiguous"
+    assert (result(far).outcome, result(far).osm_id, result(far).duplicate_of_id) == ("new", None, None)
+
+
+def test_two_trees_side_by_side_each_beside_its_own_osm_tree_are_two_matches(party):
+    west = record(party, east_m=0)
+    east = record(party, east_m=4)
+    in_osm(party, 1, {"natural": "tree"}, east_m=0.6)
+    in_osm(party, 2, {"natural": "tree"}, east_m=4.4)
+    match(party[0])
+    assert [(result(p).outcome, result(p).osm_id) for p in (west, east)] == [("existing", 1), ("existing", 2)]
+
+
+def test_a_point_that_loses_a_feature_takes_its_own_next_best(party):
+    # f1 is nearer to `second`, but `first` has only f1 and `second` has f2 too: both matched.
+    first = record(party, east_m=0)
+    second = record(party, east_m=3)
+    in_osm(party, 1, {"natural": "tree"}, east_m=1.8)
+    in_osm(party, 2, {"natural": "tree"}, east_m=6.5)
+    match(party[0])
+    assert (result(first).outcome, result(first).osm_id) == ("existing", 1)
+    assert (result(second).outcome, result(second).osm_id) == ("existing", 2)
+
+
+def test_a_chain_of_candidates_is_solved_as_one(party):
+    # A–f1–B–f2–C: each point could have its neighbour's feature; the whole row is matched.
+    points = [record(party, east_m=4 * i) for i in range(3)]
+    for osm_id, east in ((1, 2.2), (2, 6.2), (3, 9.5)):
+        in_osm(party, osm_id, {"natural": "tree"}, east_m=east)
+    match(party[0])
+    assert [result(p).osm_id for p in points] == [1, 2, 3]
+    assert {result(p).outcome for p in points} == {"existing"}
+
+
+@pytest.mark.parametrize(("accuracy", "outcome"), [(3, "new"), (15, "existing"), (None, "existing")])
+def test_how_far_a_point_may_be_from_its_feature_depends_on_its_gps_accuracy(party, accuracy, outcome):
+    point = record(party, "bench", {"amenity": "bench"}, accuracy=accuracy)
+    in_osm(party, 7, {"amenity": "bench"}, east_m=8)  # within a bench's 10 m; 2.7 σ at ±3 m
+    match(party[0])
+    assert result(point).outcome == outcome
+
+
+def test_a_tree_recorded_twice_beside_its_osm_tree_is_one_match_and_one_duplicate(party):
+    first = record(party, tags={"species": "Tilia cordata"}, accuracy=5)
+    second = record(party, tags={"species": "Tilia cordata"}, east_m=2, accuracy=5)
+    in_osm(party, 7, {"natural": "tree", "species": "Tilia cordata"}, east_m=1.5)
+    match(party[0])
+    assert (result(second).outcome, result(second).osm_id) == ("existing", 7)  # the nearer one
+    assert (result(first).outcome, result(first).duplicate_of_id) == ("duplicate", second)
+
+
+def test_a_new_tree_beside_an_existing_one_is_new(party):
+    existing = record(party, tags={"species": "Tilia cordata"}, accuracy=4)
+    planted = record(party, tags={"species": "Prunus avium"}, east_m=3, accuracy=4)
+    in_osm(party, 7, {"natural": "tree", "species": "Tilia cordata"}, east_m=0.5)
+    match(party[0])
+    assert (result(existing).outcome, result(existing).osm_id) == ("existing", 7)
+    assert (result(planted).outcome, result(planted).duplicate_of_id) == ("new", None)
+
+
+def test_the_same_points_give_the_same_matches_whatever_their_order(party):
+    spots = [(random.Random(k).uniform(-8, 8), random.Random(-k).uniform(-8, 8)) for k in range(12)]
+    for osm_id, (east, north) in enumerate(spots[:8], start=1):
+        in_osm(party, osm_id, {"natural": "tree"}, east_m=east + 0.7, north_m=north)
+    answers = []
+    for order in (spots, spots[::-1]):
+        ids = {spot: record(party, east_m=spot[0], north_m=spot[1], accuracy=5) for spot in order}
+        match(party[0])
+        answers.append({spot: (result(i).outcome, result(i).osm_id) for spot, i in ids.items()})
+        db.session.execute(text("DELETE FROM submission WHERE id = ANY(:ids)"), {"ids": list(ids.values())})
+    assert answers[0] == answers[1]
 
 
 def test_rejected_points_are_left_out_and_overrides_kept(party):

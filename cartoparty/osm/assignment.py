@@ -1,0 +1,169 @@
+"""One assignment for a whole event: every point and every OSM feature of its kind around it
+decided together, so that the total cost is least, then duplicates decided with OSM in view.
+
+The database finds the candidates (osm/conflate.py): each point's features within its preset's
+radius, with how many of the walker's answers the feature's tags agree with and contradict, and
+the pairs of points of one preset within that radius. Here, in arrays:
+
+- a pair's cost is half the square of its distance in units of the point's GPS accuracy (a
+  point at ±3 m is less readily 4.5 m from its feature than one at ±15 m; an accuracy below
+  ACCURACY_FLOOR_M counts as that floor, since features mapped from imagery are a metre or two
+  off; an unknown one as the preset's radius), less AGREE for each agreeing tag, plus CONTRADICT
+  for each contradicting one; being `new` costs NEW for every point;
+- the least total cost over all points at once, each taking a feature or its own "new" (scipy's
+  linear_sum_assignment on each group of points linked by shared candidates), so a point that
+  loses a feature to a better claimant takes its own next-best one;
+- a point is `ambiguous` when its best other choice (a feature no one took, or new) costs less
+  than MARGIN more than the one it got;
+- a point left new is the `duplicate` of another point of its preset within both their
+  uncertainties whose tags do not contradict its own, when that other point is new too or holds
+  a feature this point could have been: the same feature recorded twice, never merely near.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+NEW = 1.5               # the cost of "nothing in OSM is this point": a pair √3 σ away costs as much
+AGREE = 0.25            # taken off a pair's cost for each tag the walker and OSM agree on
+CONTRADICT = 0.5        # added for each tag they give different values
+MARGIN = 0.05           # choices closer than this cannot be told apart
+ACCURACY_FLOOR_M = 2.0  # the least uncertainty of a point, in metres
+FORBIDDEN = 1e9         # the cost of a pair that is no candidate
+
+
+@dataclass
+class Candidates:
+    """What the database found, as parallel arrays (indexes into the points' arrays).
+
+    points: `radius` (metres) and `accuracy` (metres, NaN when unknown) per point;
+    pairs: `point`, `feature` (an index of the event's features), `distance` (metres), `agree`
+    and `contradict` (tag counts); twins: `later`, `earlier` (two points of one preset within
+    its radius), `distance` and `contradict` (whether their tags disagree)."""
+
+    radius: np.ndarray
+    accuracy: np.ndarray
+    point: np.ndarray
+    feature: np.ndarray
+    distance: np.ndarray
+    agree: np.ndarray
+    contradict: np.ndarray
+    later: np.ndarray
+    earlier: np.ndarray
+    twin_distance: np.ndarray
+    twin_contradict: np.ndarray
+
+
+@dataclass
+class Decision:
+    """Per point: `feature` (an index, or -1 for none), `ambiguous`, `duplicate_of` (a point's
+    index, or -1), `distance` (to the feature or the duplicated point; NaN for new), `cost` and
+    `gap` (to its best other choice)."""
+
+    feature: np.ndarray
+    ambiguous: np.ndarray
+    duplicate_of: np.ndarray
+    distance: np.ndarray
+    cost: np.ndarray
+    gap: np.ndarray
+
+
+def uncertainty(candidates):
+    """Each point's uncertainty in metres: its accuracy, at least the floor; its preset's radius
+    when unknown."""
+    known = np.where(np.isnan(candidates.accuracy), candidates.radius, candidates.accuracy)
+    return np.maximum(known, ACCURACY_FLOOR_M)
+
+
+def pair_costs(candidates, sigma):
+    """The cost of each (point, feature) pair."""
+    scaled = candidates.distance / sigma[candidates.point]
+    return 0.5 * scaled**2 - AGREE * candidates.agree + CONTRADICT * candidates.contradict
+
+
+def solve(points, features, point, feature, cost):
+    """The feature each point gets in the least-cost assignment (-1: new), solved group by
+    group: points and features linked by candidate pairs, one after the other, are one group
+    (a row of trees is one), and groups do not bear on each other."""
+    useful = cost < NEW  # a pair costing as much as new is never better than new
+    point, feature, cost = point[useful], feature[useful], cost[useful]
+    chosen = np.full(points, -1)
+    links = csr_matrix((np.ones(len(point)), (point, points + feature)),
+                       shape=(points + features, points + features))
+    group = connected_components(links, directed=False)[1][point]
+    order = np.argsort(group, kind="stable")
+    point, feature, cost, group = point[order], feature[order], cost[order], group[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+    ends = np.r_[starts[1:], len(group)].astype(int)
+    alone = ends - starts == 1  # one point, one feature: it is that feature
+    chosen[point[starts[alone]]] = feature[starts[alone]]
+    for start, end in zip(starts[~alone].tolist(), ends[~alone].tolist(), strict=True):
+        rows, row = np.unique(point[start:end], return_inverse=True)
+        columns, column = np.unique(feature[start:end], return_inverse=True)
+        # Each point's own column is "new"; the pairs that are not candidates are forbidden.
+        matrix = np.full((len(rows), len(columns) + len(rows)), FORBIDDEN)
+        matrix[row, column] = cost[start:end]
+        matrix[np.arange(len(rows)), len(columns) + np.arange(len(rows))] = NEW
+        assigned, to = linear_sum_assignment(matrix)
+        found = to < len(columns)
+        chosen[rows[assigned[found]]] = columns[to[found]]
+    return chosen
+
+
+def assign(candidates, features):
+    """The decision for every point (see the module's docstring)."""
+    points = len(candidates.radius)
+    sigma = uncertainty(candidates)
+    cost = pair_costs(candidates, sigma)
+    chosen = solve(points, features, candidates.point, candidates.feature, cost)
+    got = chosen[candidates.point] == candidates.feature
+    mine = np.full(points, NEW)
+    distance = np.full(points, np.nan)
+    mine[candidates.point[got]] = cost[got]
+    distance[candidates.point[got]] = candidates.distance[got]
+    # The best choice a point had besides its own: new, or a feature no one took.
+    taken = np.zeros(features, bool)
+    taken[chosen[chosen >= 0]] = True
+    other = np.where(chosen >= 0, NEW, np.inf)
+    free = ~taken[candidates.feature] & ~got
+    np.minimum.at(other, candidates.point[free], cost[free])
+    gap = other - mine
+    ambiguous = (chosen >= 0) & (gap < MARGIN)
+    duplicate_of, twin_distance = duplicates(candidates, sigma, chosen, ambiguous)
+    distance = np.where(duplicate_of >= 0, twin_distance, distance)
+    return Decision(chosen, ambiguous, duplicate_of, distance, mine, gap)
+
+
+def duplicates(candidates, sigma, chosen, ambiguous):
+    """For each point, the point it duplicates (-1: none) and how far it is."""
+    points = len(chosen)
+    duplicate_of = np.full(points, -1)
+    how_far = np.full(points, np.inf)
+    later, earlier, far = candidates.later, candidates.earlier, candidates.twin_distance
+    near = (~candidates.twin_contradict
+            & (far <= np.minimum(candidates.radius[later], np.hypot(sigma[later], sigma[earlier]))))
+    could_be = set(zip(candidates.point.tolist(), candidates.feature.tolist(), strict=True))
+    settled = chosen >= 0
+    for a, b, metres in zip(later[near].tolist(), earlier[near].tolist(), far[near].tolist(), strict=True):
+        # Which of the two would be the duplicate: the later when both are new; else the one
+        # left new, when the other holds a feature it could have been.
+        if not settled[a] and not settled[b]:
+            copy, original = a, b
+        elif settled[b] and not settled[a] and not ambiguous[b] and (a, int(chosen[b])) in could_be:
+            copy, original = a, b
+        elif settled[a] and not settled[b] and not ambiguous[a] and (b, int(chosen[a])) in could_be:
+            copy, original = b, a
+        else:
+            continue
+        if (metres, original) < (how_far[copy], duplicate_of[copy]):
+            duplicate_of[copy], how_far[copy] = original, metres
+    # Chains (c duplicates b, which duplicates a) lead to their first point: a later point only
+    # ever points to an earlier one or to a point holding a feature, which duplicates nothing.
+    while True:
+        through = (duplicate_of >= 0) & (duplicate_of[np.maximum(duplicate_of, 0)] >= 0)
+        if not through.any():
+            return duplicate_of, how_far
+        duplicate_of[through] = duplicate_of[duplicate_of[through]]

@@ -200,11 +200,11 @@ def test_a_walker_whose_token_is_refused_joins_again_and_keeps_their_point(app, 
     errors = []
     phone.on("pageerror", lambda error: errors.append(str(error)))
     join(phone)
+    phone.context.set_offline(True)  # first: any request of the page would meet the 401 at once
     with app.app_context():  # the organisers removed this walker's access, say
         db.session.execute(text("UPDATE participant SET token_hash = md5(random()::text) "
                                 "|| md5(random()::text) WHERE event_id = :id"), {"id": committed_event.id})
         db.session.commit()
-    phone.context.set_offline(True)
     record(phone, "bench")
     phone.context.set_offline(False)
     phone.evaluate("window.dispatchEvent(new Event('online'))")  # sends now: the 401 comes back

@@ -52,6 +52,7 @@ from .errors import Invalid
 from .extensions import db
 from .models import Participant
 from .presets import LIMITS, all_presets, check_tags
+from .submissions import read_number
 
 LAT_NAMES = ("lat", "latitude", "y")
 LON_NAMES = ("lon", "lng", "longitude", "x")
@@ -268,11 +269,7 @@ def _coordinate(value, name, low, high):
             value = float(value.strip().replace(",", "."))
         except ValueError:
             value = None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Invalid("not_a_number", field=name, name=name)
-    if not low <= value <= high:
-        raise Invalid("number_range", field=name, name=name, min=low, max=high)
-    return float(value)
+    return read_number(value, name, low, high)
 
 
 def _parse_time(value):

@@ -29,6 +29,11 @@ def _number(body, name, low, high, required=True):
     value = body.get(name)
     if value is None and not required:
         return None
+    return read_number(value, name, low, high)
+
+
+def read_number(value, name, low, high):
+    """`value` as a float from `low` to `high`, or Invalid naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid("not_a_number", field=name, name=name)
     if not low <= value <= high:

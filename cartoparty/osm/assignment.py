@@ -32,6 +32,9 @@ AGREE = 0.25            # taken off a pair's cost for each tag the walker and OS
 CONTRADICT = 0.5        # added for each tag they give different values
 MARGIN = 0.05           # choices closer than this cannot be told apart
 ACCURACY_FLOOR_M = 2.0  # the least uncertainty of a point, in metres
+TYPICAL_ACCURACY_M = 5.0  # a phone's usual fix outdoors, in metres
+VAGUENESS = 0.5         # the most a point's accuracy adds to or takes off its pairs' cost
+SAME_SPOT_M = 1.0       # a feature this near a point may be its own, whoever took it
 FORBIDDEN = 1e9         # the cost of a pair that is no candidate
 
 
@@ -79,9 +82,16 @@ def uncertainty(candidates):
 
 
 def pair_costs(candidates, sigma):
-    """The cost of each (point, feature) pair."""
-    scaled = candidates.distance / sigma[candidates.point]
-    return 0.5 * scaled**2 - AGREE * candidates.agree + CONTRADICT * candidates.contradict
+    """The cost of each (point, feature) pair. A point's pairs also cost the log of its reported
+    accuracy against a typical fix's, within ±VAGUENESS: of two points after one feature, each
+    1 σ away, the sharper one is that feature (its position says more), and the other takes
+    another or is new; bounded, so that no accuracy keeps a point from its own feature."""
+    point = candidates.point
+    scaled = candidates.distance / sigma[point]
+    vagueness = np.nan_to_num(np.clip(np.log(np.maximum(candidates.accuracy, ACCURACY_FLOOR_M)
+                                             / TYPICAL_ACCURACY_M), -VAGUENESS, VAGUENESS))
+    return (0.5 * scaled**2 + vagueness[point]
+            - AGREE * candidates.agree + CONTRADICT * candidates.contradict)
 
 
 def solve(points, features, point, feature, cost):
@@ -132,6 +142,13 @@ def assign(candidates, features):
     np.minimum.at(other, candidates.point[free], cost[free])
     gap = other - mine
     ambiguous = (chosen >= 0) & (gap < MARGIN)
+    # A point left new though a feature another point took lies within a metre of it: which
+    # of the two that feature is cannot be told; the point is no one's duplicate.
+    beside = (chosen[candidates.point] == -1) & (candidates.distance <= SAME_SPOT_M)
+    chosen, ambiguous, distance = chosen.copy(), ambiguous.copy(), distance.copy()
+    chosen[candidates.point[beside]] = candidates.feature[beside]
+    ambiguous[candidates.point[beside]] = True
+    distance[candidates.point[beside]] = candidates.distance[beside]
     duplicate_of, twin_distance = duplicates(candidates, sigma, chosen, ambiguous)
     distance = np.where(duplicate_of >= 0, twin_distance, distance)
     return Decision(chosen, ambiguous, duplicate_of, distance, mine, gap)
@@ -146,7 +163,7 @@ def duplicates(candidates, sigma, chosen, ambiguous):
     near = (~candidates.twin_contradict
             & (far <= np.minimum(candidates.radius[later], np.hypot(sigma[later], sigma[earlier]))))
     could_be = set(zip(candidates.point.tolist(), candidates.feature.tolist(), strict=True))
-    settled = chosen >= 0
+    settled = chosen >= 0  # (a point ambiguous beside a feature is settled: no one's duplicate)
     for a, b, metres in zip(later[near].tolist(), earlier[near].tolist(), far[near].tolist(), strict=True):
         # Which of the two would be the duplicate: the later when both are new; else the one
         # left new, when the other holds a feature it could have been.

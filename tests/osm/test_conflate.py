@@ -419,3 +419,13 @@ def test_a_point_marked_new_frees_the_feature_it_was_given(party):
     mark_new(party[0], first, "alice@example.org")
     assert override(party[0], second, "node", 7, "bob@example.org")["osm_id"] == 7
     assert (result(first).outcome, result(first).osm_id) == ("new", None)
+
+
+def test_a_point_within_a_metre_of_a_feature_another_point_took_is_ambiguous_not_a_duplicate(party):
+    taker = record(party, accuracy=3, east_m=0.2)
+    beside = record(party, accuracy=3, east_m=-0.8)
+    in_osm(party, 7, {"natural": "tree"})
+    match(party[0])
+    assert (result(taker).outcome, result(taker).osm_id) == ("existing", 7)
+    assert (result(beside).outcome, result(beside).osm_id, result(beside).duplicate_of_id) == (
+        "ambiguous", 7, None)

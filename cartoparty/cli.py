@@ -221,15 +221,51 @@ def osm_import(path, slug):
 
 @cli.command("conflate")
 @click.option("--event", "slug", required=True, help="The event's slug.")
-def conflate_command(slug):
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Also write each point's match and what decided it to FILE.csv or FILE.geojson.")
+@click.option("--radius", "radii", multiple=True, metavar="PRESET=METRES",
+              help="Set the event's matching radius for a preset (kept for the event), e.g. tree=4; "
+                   "PRESET= goes back to the preset's own.")
+def conflate_command(slug, output, radii):
     """Match every submission of the event against its OSM data."""
+    from .osm import report
+
+    try:
+        if output:
+            report.check_format(output)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     event = _event(slug)
+    if radii:
+        _set_radii(event, radii)
     if db.session.get(OsmSnapshot, event.id) is None:
         raise click.ClickException(f"no OSM data for {slug} yet: run 'cartoparty osm fetch' or "
                                    "'cartoparty osm import' first")
     counts = conflate.match(event)
     db.session.commit()
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
+    if output:
+        try:
+            written = report.write_matches(event, output)
+        except OSError as error:
+            raise click.ClickException(f"{output}: {error.strerror}") from None
+        click.echo(f"{written} points written to {output}")
+
+
+def _set_radii(event, radii):
+    """Change the event's matching radii from PRESET=METRES options, or one line and exit 1."""
+    changes = {}
+    for option in radii:
+        preset, sep, metres = option.partition("=")
+        if not sep:
+            raise click.ClickException(f"--radius {option!r}: write it PRESET=METRES, e.g. tree=4")
+        changes[preset.strip()] = metres
+    try:
+        set_now = conflate.read_match_radii(changes, all_presets())
+    except CartopartyError as error:
+        raise click.ClickException(f"--radius: {error.message}") from None
+    kept = {preset: radius for preset, radius in (event.match_radii or {}).items() if preset not in changes}
+    event.match_radii = {**kept, **set_now}
 
 
 @osm_cli.command("check")

@@ -84,6 +84,9 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # The restitution page (/r/<slug>) is public from this moment; None while unpublished.
     restitution_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Matching radius in metres by preset id, where the event's organisers set one (else the
+    # preset's own `match_radius`).
+    match_radii: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     # Shown on the public map of events (/events) once its organiser chooses so; never by default.
     listed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
@@ -369,6 +372,8 @@ class Match(db.Model):
     duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("submission.id", ondelete="SET NULL"))
     overridden_by: Mapped[str | None] = mapped_column(String(300))
+    # What decided it (osm/assignment.py): cost parts, the runner-up and the gap to it.
+    explanation: Mapped[dict | None] = mapped_column(JSONB)
     matched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (

@@ -17,6 +17,7 @@ from .events import event_json
 from .extensions import db
 from .i18n import language, messages
 from .models import Event, Participant, Submission, Team
+from .osm.conflate import read_match_radii
 from .presets import all_presets
 from .walker import LEAFLET_VERSION
 from .zones import read_zone
@@ -119,6 +120,8 @@ def read_event_form(form, files, creating):
     if not chosen:
         raise Invalid("no_presets_chosen", field="presets")
     values["presets"] = chosen
+    values["match_radii"] = read_match_radii(
+        {preset: form.get(f"radius_{preset}", "") for preset in chosen}, all_presets())
     upload = files.get("zone_file")
     zone_text = upload.read() if upload and upload.filename else form.get("zone", "").strip()
     if zone_text:

@@ -76,12 +76,23 @@ def test_zone_can_come_from_an_uploaded_geojson_file(client, organiser):
     ({"name": ""}, "event_name_length"),
     ({"ends_at": "2026-06-12T10:00"}, "ends_before_start"),
     ({"starts_at": "tomorrow"}, "not_a_time"),
+    ({"radius_tree": "0"}, "match_radius"),
+    ({"radius_bench": "501"}, "match_radius"),
+    ({"radius_tree": "four"}, "match_radius"),
 ])
 def test_bad_event_forms_say_what_is_wrong_and_create_nothing(client, organiser, values, code):
     response = new_event_form(client, **values)
     assert response.status_code == 422
     assert says(response, code)
     assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 1
+
+
+def test_an_event_sets_its_own_matching_radius_per_preset(client, organiser):
+    assert new_event_form(client, radius_tree="3,5", radius_bench="").status_code == 302
+    event = db.session.scalar(db.select(Event).filter_by(slug="bissy"))
+    assert event.match_radii == {"tree": 3.5}  # the bench keeps its preset's own
+    page = client.get("/organise/bissy/settings").get_data(as_text=True)
+    assert 'name="radius_tree"' in page and 'value="3.5"' in page
 
 
 def test_a_taken_address_is_said_in_english_too(client, organiser):

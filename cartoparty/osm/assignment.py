@@ -13,8 +13,8 @@ the pairs of points of one preset within that radius. Here, in arrays:
 - the least total cost over all points at once, each taking a feature or its own "new" (scipy's
   linear_sum_assignment on each group of points linked by shared candidates), so a point that
   loses a feature to a better claimant takes its own next-best one;
-- a point is `ambiguous` when its best other choice (a feature no one took, or new) costs less
-  than MARGIN more than the one it got;
+- a point's runner-up is its best other choice (a feature no one took, or new); it is
+  `ambiguous` when its runner-up costs less than MARGIN more than the one it got;
 - a point left new is the `duplicate` of another point of its preset within both their
   uncertainties whose tags do not contradict its own, when that other point is new too or holds
   a feature this point could have been: the same feature recorded twice, never merely near.
@@ -63,8 +63,13 @@ class Candidates:
 @dataclass
 class Decision:
     """Per point: `feature` (an index, or -1 for none), `ambiguous`, `duplicate_of` (a point's
-    index, or -1), `distance` (to the feature or the duplicated point; NaN for new), `cost` and
-    `gap` (to its best other choice)."""
+    index, or -1), `distance` (metres, to the feature or the duplicated point; NaN for new),
+    `cost` (of its pair, or NEW), `runner_up` (its best other choice: a feature's index, -1 for
+    new, -2 for none), `runner_up_cost` (inf for none), `runner_up_distance` (metres, NaN but
+    for a feature) and `gap` (between the two); what the
+    cost was made of: `accuracy` (metres, NaN when unknown), `sigma` (the uncertainty used,
+    metres), `agree` and `contradict` (its pair's tag counts, NaN without a feature); `shared`:
+    its feature is another point's, within SAME_SPOT_M of it."""
 
     feature: np.ndarray
     ambiguous: np.ndarray
@@ -72,6 +77,14 @@ class Decision:
     distance: np.ndarray
     cost: np.ndarray
     gap: np.ndarray
+    runner_up: np.ndarray
+    runner_up_cost: np.ndarray
+    runner_up_distance: np.ndarray
+    accuracy: np.ndarray
+    sigma: np.ndarray
+    agree: np.ndarray
+    contradict: np.ndarray
+    shared: np.ndarray
 
 
 def uncertainty(candidates):
@@ -130,28 +143,84 @@ def assign(candidates, features):
     cost = pair_costs(candidates, sigma)
     chosen = solve(points, features, candidates.point, candidates.feature, cost)
     got = chosen[candidates.point] == candidates.feature
-    mine = np.full(points, NEW)
-    distance = np.full(points, np.nan)
-    mine[candidates.point[got]] = cost[got]
-    distance[candidates.point[got]] = candidates.distance[got]
-    # The best choice a point had besides its own: new, or a feature no one took.
     taken = np.zeros(features, bool)
     taken[chosen[chosen >= 0]] = True
-    other = np.where(chosen >= 0, NEW, np.inf)
     free = ~taken[candidates.feature] & ~got
-    np.minimum.at(other, candidates.point[free], cost[free])
-    gap = other - mine
-    ambiguous = (chosen >= 0) & (gap < MARGIN)
+    runner_up, runner_up_cost, runner_up_distance = best_other(candidates, cost, chosen, free)
+    pair = np.full(points, -1)  # each point's candidate pair, -1 for none
+    pair[candidates.point[got]] = np.flatnonzero(got)
+    ambiguous = (chosen >= 0) & (runner_up_cost - per_point(cost, pair, NEW) < MARGIN)
     # A point left new though a feature another point took lies within a metre of it: which
     # of the two that feature is cannot be told; the point is no one's duplicate.
-    beside = (chosen[candidates.point] == -1) & (candidates.distance <= SAME_SPOT_M)
-    chosen, ambiguous, distance = chosen.copy(), ambiguous.copy(), distance.copy()
-    chosen[candidates.point[beside]] = candidates.feature[beside]
-    ambiguous[candidates.point[beside]] = True
-    distance[candidates.point[beside]] = candidates.distance[beside]
+    beside = np.flatnonzero((chosen[candidates.point] == -1) & (candidates.distance <= SAME_SPOT_M))
+    shared = np.zeros(points, bool)
+    at = candidates.point[beside]
+    chosen[at], pair[at], shared[at], ambiguous[at] = candidates.feature[beside], beside, True, True
+    runner_up[at], runner_up_cost[at], runner_up_distance[at] = -1, NEW, np.nan
+    mine = per_point(cost, pair, NEW)
+    distance = per_point(candidates.distance, pair, np.nan)
     duplicate_of, twin_distance = duplicates(candidates, sigma, chosen, ambiguous)
     distance = np.where(duplicate_of >= 0, twin_distance, distance)
-    return Decision(chosen, ambiguous, duplicate_of, distance, mine, gap)
+    return Decision(
+        feature=chosen, ambiguous=ambiguous, duplicate_of=duplicate_of, distance=distance, cost=mine,
+        gap=runner_up_cost - mine, runner_up=runner_up, runner_up_cost=runner_up_cost,
+        runner_up_distance=runner_up_distance, accuracy=candidates.accuracy, sigma=sigma,
+        agree=per_point(candidates.agree, pair, np.nan),
+        contradict=per_point(candidates.contradict, pair, np.nan), shared=shared)
+
+
+def per_point(values, pair, fill):
+    """A pair's value for each point (`pair`: its index, -1 for none, which gets `fill`)."""
+    if not len(values):
+        return np.full(len(pair), fill, float)
+    return np.where(pair >= 0, values[np.maximum(pair, 0)], fill)
+
+
+def best_other(candidates, cost, chosen, free):
+    """Each point's best choice besides its own, among new and the `free` pairs (features no one
+    took): a feature's index, -1 for new or -2 for none (a point already new with no free
+    feature), its cost (inf for none) and its distance in metres (NaN but for a feature). Of
+    equal costs, new, then the first pair, wins."""
+    best = np.where(chosen >= 0, -1, -2)
+    best_cost = np.where(chosen >= 0, NEW, np.inf)
+    free = np.flatnonzero(free)
+    free = free[np.lexsort((cost[free], candidates.point[free]))]  # by point, cheapest first
+    owner = candidates.point[free]
+    first = free[np.r_[True, owner[1:] != owner[:-1]]] if len(free) else free
+    first = first[cost[first] < best_cost[candidates.point[first]]]
+    best[candidates.point[first]] = candidates.feature[first]
+    best_cost[candidates.point[first]] = cost[first]
+    distance = np.full(len(chosen), np.nan)
+    distance[candidates.point[first]] = candidates.distance[first]
+    return best, best_cost, distance
+
+
+def explanation(decision, i, features):
+    """What decided point i's match, as JSON for `match.explanation`: distances in metres, costs
+    in this module's units, the runner-up as {"osm_type", "osm_id"} (`features` gives each
+    feature's (type, id, …)), "new" or None; `duplicate_of` is left for the caller to name."""
+    runner_up = int(decision.runner_up[i])
+    return {
+        "distance_m": _number(decision.distance[i], 2), "accuracy_m": _number(decision.accuracy[i], 2),
+        "sigma_m": _number(decision.sigma[i], 2), "agree": _count(decision.agree[i]),
+        "contradict": _count(decision.contradict[i]), "cost": _number(decision.cost[i], 3),
+        "new_cost": NEW, "shared": bool(decision.shared[i]),
+        "runner_up": ("new" if runner_up == -1 else None if runner_up < -1 else
+                      {"osm_type": features[runner_up][0], "osm_id": features[runner_up][1]}),
+        "runner_up_cost": _number(decision.runner_up_cost[i], 3),
+        "runner_up_distance_m": _number(decision.runner_up_distance[i], 2),
+        "gap": _number(decision.gap[i], 3),
+        "duplicate_of": None}
+
+
+def _number(value, digits):
+    """A float for JSON, rounded: None for NaN or an infinity."""
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def _count(value):
+    """A tag count for JSON: None for NaN (no feature)."""
+    return int(value) if np.isfinite(value) else None
 
 
 def duplicates(candidates, sigma, chosen, ambiguous):

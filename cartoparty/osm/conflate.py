@@ -20,7 +20,7 @@ import json
 from sqlalchemy import text
 
 from ..auth import MAX_ID, load_submission
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..presets import all_presets
 
@@ -33,7 +33,7 @@ METRES_PER_DEGREE = 110_574
 OSM_MATCH = """CASE WHEN m.submission_id IS NOT NULL THEN jsonb_build_object(
     'outcome', m.outcome, 'osm_type', m.osm_type, 'osm_id', m.osm_id, 'osm_version', m.osm_version,
     'distance_m', m.distance_m, 'tag_diff', m.tag_diff, 'duplicate_of', original.client_id,
-    'overridden_by', m.overridden_by) END"""
+    'overridden_by', m.overridden_by, 'explanation', m.explanation) END"""
 OUTCOMES = ("new", "existing", "update", "ambiguous", "duplicate")
 
 # For the rest of the transaction, which is the matching's: JIT compilation of this big plan took
@@ -130,24 +130,30 @@ SELECT 2, t.id, t.earlier, t.distance, NULL, EXISTS (
 FROM twin t JOIN submission a ON a.id = t.id JOIN submission b ON b.id = t.earlier
 WHERE t.distance <= t.radius
 """)  # noqa: S608  (fixed fragments only)
-# What the assignment decided, stored with the tag changes each match means.
+# What the assignment decided, stored with the tag changes each match means and what decided
+# it (a duplicate's explanation names its original by client_id).
 STORE = text(f"""
 WITH decided AS (
     SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:osm_types AS text[]),
                          CAST(:osm_ids AS bigint[]), CAST(:versions AS int[]),
-                         CAST(:distances AS float8[]), CAST(:originals AS bigint[]))
-        AS d(id, outcome, osm_type, osm_id, version, distance, original)
+                         CAST(:distances AS float8[]), CAST(:originals AS bigint[]),
+                         CAST(:explanations AS text[]))
+        AS d(id, outcome, osm_type, osm_id, version, distance, original, explanation)
 ), stored AS (
     INSERT INTO match (submission_id, outcome, osm_type, osm_id, osm_version, distance_m, tag_diff,
-                       duplicate_of_id, matched_at)
+                       duplicate_of_id, explanation, matched_at)
     SELECT d.id,
            CASE WHEN d.outcome <> 'matched' THEN d.outcome
                 WHEN diff.added = '{{}}' AND diff.changed = '{{}}' THEN 'existing' ELSE 'update' END,
            d.osm_type, d.osm_id, d.version, d.distance,
            CASE WHEN d.outcome = 'matched'
                 THEN jsonb_build_object('added', diff.added, 'changed', diff.changed) END,
-           d.original, now()
+           d.original,
+           CASE WHEN original.id IS NULL THEN d.explanation::jsonb
+                ELSE d.explanation::jsonb || jsonb_build_object('duplicate_of', original.client_id) END,
+           now()
     FROM decided d JOIN submission s ON s.id = d.id
+    LEFT JOIN submission original ON original.id = d.original
     LEFT JOIN osm_element o ON o.event_id = :event_id AND o.osm_type = d.osm_type AND o.osm_id = d.osm_id
     CROSS JOIN LATERAL ({TAG_DIFF.format(osm="coalesce(o.tags, '{}')", walker="s.tags")}) AS diff
     RETURNING outcome
@@ -161,10 +167,37 @@ CLEAR = text("""
 """)
 
 
-def presets_for_matching(presets):
-    """The presets as the query reads them: identifying tags and radius in metres."""
-    return json.dumps([{"id": preset["id"], "tags": preset["tags"], "radius": preset["match_radius"]}
+def presets_for_matching(presets, radii=None):
+    """The presets as the query reads them: identifying tags and radius in metres (the event's
+    own, `radii` by preset id, where it set one)."""
+    radii = radii or {}
+    return json.dumps([{"id": preset["id"], "tags": preset["tags"],
+                        "radius": radii.get(preset["id"], preset["match_radius"])}
                        for preset in presets.values()])
+
+
+# The widest radius an event may set, as preset.schema.json allows for a preset's own.
+MAX_RADIUS_M = 500
+
+
+def read_match_radii(values, presets):
+    """An event's matching radii from {preset id: text or number} (an empty value: the preset's
+    own), checked; Invalid naming the first bad one."""
+    radii = {}
+    for preset_id, value in values.items():
+        if preset_id not in presets:
+            raise Invalid("unknown_preset", field="match_radii", preset=str(preset_id)[:40])
+        if value is None or str(value).strip() == "":
+            continue
+        try:
+            radius = float(str(value).strip().replace(",", "."))
+        except ValueError:
+            radius = None
+        if radius is None or not 0 < radius <= MAX_RADIUS_M:
+            raise Invalid("match_radius", field=f"radius_{preset_id}", preset=preset_id,
+                          max=MAX_RADIUS_M)
+        radii[preset_id] = radius
+    return radii
 
 
 def match(event):
@@ -173,7 +206,7 @@ def match(event):
     db.session.execute(STATEMENT_SETTINGS)
     db.session.execute(CLEAR, {"event_id": event.id})
     rows = db.session.execute(CANDIDATES, {
-        "event_id": event.id, "presets": presets_for_matching(all_presets()),
+        "event_id": event.id, "presets": presets_for_matching(all_presets(), event.match_radii),
         "metres_per_degree": METRES_PER_DEGREE}).all()
     from . import assignment  # numpy and scipy: imported when matching, not for every command
 
@@ -212,7 +245,9 @@ def _candidates(rows):
 
 def _decided(ids, features, decision):
     """The decision as the arrays STORE reads."""
-    outcome, osm_types, osm_ids, versions, originals = [], [], [], [], []
+    from .assignment import explanation
+
+    outcome, osm_types, osm_ids, versions, originals, explanations = [], [], [], [], [], []
     for i in range(len(ids)):
         feature = int(decision.feature[i])
         duplicate = int(decision.duplicate_of[i])
@@ -223,19 +258,22 @@ def _decided(ids, features, decision):
         osm_ids.append(osm_id)
         versions.append(version)
         originals.append(ids[duplicate] if duplicate >= 0 else None)
+        explanations.append(json.dumps(explanation(decision, i, features)))
     distances = [None if value != value else float(value) for value in decision.distance]  # NaN
     return {"ids": ids, "outcomes": outcome, "osm_types": osm_types, "osm_ids": osm_ids,
-            "versions": versions, "distances": distances, "originals": originals}
+            "versions": versions, "distances": distances, "originals": originals,
+            "explanations": explanations}
 
 
 # Both corrections write the whole match: what the organiser said, by whom, nothing left over.
 UPSERT = """
     ON CONFLICT (submission_id) DO UPDATE SET
         (outcome, osm_type, osm_id, osm_version, distance_m, tag_diff, duplicate_of_id, overridden_by,
-         matched_at)
+         explanation, matched_at)
         = (excluded.outcome, excluded.osm_type, excluded.osm_id, excluded.osm_version,
-           excluded.distance_m, excluded.tag_diff, NULL, excluded.overridden_by, excluded.matched_at)
-    RETURNING outcome, osm_type, osm_id, osm_version, distance_m, tag_diff, overridden_by
+           excluded.distance_m, excluded.tag_diff, NULL, excluded.overridden_by, NULL,
+           excluded.matched_at)
+    RETURNING outcome, osm_type, osm_id, osm_version, distance_m, tag_diff, overridden_by, explanation
 """
 # Locked, so that two organisers giving the same feature to two points take turns.
 FEATURE = text("""
@@ -251,7 +289,7 @@ HOLDERS = text("""
 """)
 UNCLAIM = text("""
     UPDATE match SET outcome = 'ambiguous', osm_type = NULL, osm_id = NULL, osm_version = NULL,
-                     distance_m = NULL, tag_diff = NULL, matched_at = now()
+                     distance_m = NULL, tag_diff = NULL, explanation = NULL, matched_at = now()
     WHERE submission_id = ANY(:ids)
 """)
 OVERRIDE = text(f"""

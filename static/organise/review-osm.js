@@ -258,6 +258,28 @@ export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail }
     })));
   }
 
+  // Why conflation decided so, in plain words, from what it kept (`explanation`, whose costs
+  // osm/assignment.py defines); "" for a match set by hand or kept before explanations.
+  function whyText(match) {
+    const why = match.explanation;
+    if (!why) return "";
+    const metres = (value) => when.decimal(value, 1);
+    const rival = () => (why.runner_up === "new" ? t("osm_why_rival_new") : t("osm_why_rival_at", {
+      rival: `${why.runner_up.osm_type}/${why.runner_up.osm_id}`, d: metres(why.runner_up_distance_m) }));
+    if (match.outcome === "duplicate") return t("osm_why_duplicate", { d: metres(why.distance_m) });
+    if (match.outcome === "new") {
+      return why.runner_up && why.runner_up !== "new" ? t("osm_why_new_far", { rival: rival() }) : t("osm_why_new");
+    }
+    const parts = [why.accuracy_m === null ? t("osm_why_at_unknown", { d: metres(why.distance_m) })
+      : t("osm_why_at", { d: metres(why.distance_m), a: when.decimal(why.accuracy_m, 0) })];
+    if (why.agree) parts.push(t("osm_why_agree", { n: why.agree }));
+    if (why.contradict) parts.push(t("osm_why_contradict", { n: why.contradict }));
+    if (why.shared) parts.push(t("osm_why_shared"));
+    else if (match.outcome === "ambiguous" && why.runner_up) parts.push(t("osm_why_ambiguous", { rival: rival() }));
+    else if (why.runner_up && why.runner_up !== "new") parts.push(t("osm_why_next", { rival: rival() }));
+    return parts.join(t("osm_why_and"));
+  }
+
   function matchSection(submission) {
     const match = submission.osm_match;
     const section = element("section", { class: "osm-match", id: "osm-match" },
@@ -270,6 +292,8 @@ export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail }
       if (match.overridden_by) facts.push(t("osm_overridden_by", { who: match.overridden_by }));
       section.append(element("p", { class: `outcome ${match.outcome}`, style: coloured(match.outcome),
         text: facts.join(" · ") }));
+      const why = whyText(match);
+      if (why) section.append(element("p", { class: "osm-why", text: why }));
       if (match.tag_diff) section.append(diffTable(match.tag_diff));
       if (match.duplicate_of) section.append(element("p", { class: "hint", text: `${t("osm_duplicate_of")} ${match.duplicate_of}` }));
       if (match.osm_type && match.osm_id) section.append(element("p", {}, osmLink(match.osm_type, match.osm_id)));

@@ -252,3 +252,19 @@ def test_a_failed_check_is_explained_in_the_pages_language(app, desk, checked_ev
     expect(check.get_by_role("alert")).to_have_text(f"Overpass a échoué sur chaque serveur : {HOSTILE}")
     expect(check).to_contain_text("récupération des données OSM")
     assert desk.evaluate("window.pwned") is None
+
+
+def test_a_points_details_say_why_it_was_matched_so(app, desk, checked_event):
+    from cartoparty.osm.conflate import match
+
+    with app.app_context():
+        db.session.get(Submission, checked_event["tree"]).accuracy = 5
+        match(db.session.get(Event, checked_event["event"]))
+        db.session.commit()
+    sign_in(desk, "/organise/walk", EMAIL, PASSWORD)
+    desk.locator("#list .item", has_text="Arbre").click()
+    why = desk.locator("#osm-match .osm-why")
+    # Node 7, 4 m north, says another species; node 8, 15 m west, is beyond a tree's 5 m.
+    expect(why).to_have_text("À 4,0 m (précision du GPS ± 5 m) ; 1 réponse diffère d'OSM")
+    desk.locator("#list .item", has_text="Banc").click()
+    expect(why).to_have_text("Aucun objet de ce type assez près")

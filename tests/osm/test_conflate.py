@@ -6,7 +6,7 @@ import pytest
 from conftest import make_event
 from sqlalchemy import text
 
-from cartoparty.errors import Conflict, NotFound
+from cartoparty.errors import Conflict, Invalid, NotFound
 from cartoparty.extensions import db
 from cartoparty.models import Match, OsmElement, Participant, Submission
 from cartoparty.osm import conflate
@@ -306,7 +306,7 @@ def test_organiser_says_which_feature_a_point_is(party):
     found = override(party[0], point, "node", 8, "alice@example.org")
     assert found == {"outcome": "update", "osm_type": "node", "osm_id": 8, "osm_version": 3,
                      "distance_m": pytest.approx(12, abs=0.05), "duplicate_of": None,
-                     "overridden_by": "alice@example.org",
+                     "overridden_by": "alice@example.org", "explanation": None,
                      "tag_diff": {"added": {"leaf_type": "broadleaved"},
                                   "changed": {"species": ["Tilia", "Tilia cordata"]}}}
     stored = result(point)
@@ -393,7 +393,8 @@ def test_organiser_marks_a_point_as_a_different_feature(party):
     match(party[0])
     assert mark_new(party[0], point, "alice@example.org") == {
         "outcome": "new", "osm_type": None, "osm_id": None, "osm_version": None, "distance_m": None,
-        "tag_diff": None, "duplicate_of": None, "overridden_by": "alice@example.org"}
+        "tag_diff": None, "duplicate_of": None, "overridden_by": "alice@example.org",
+        "explanation": None}
     match(party[0])
     assert (result(point).outcome, result(point).overridden_by) == ("new", "alice@example.org")
 
@@ -429,3 +430,104 @@ def test_a_point_within_a_metre_of_a_feature_another_point_took_is_ambiguous_not
     assert (result(taker).outcome, result(taker).osm_id) == ("existing", 7)
     assert (result(beside).outcome, result(beside).osm_id, result(beside).duplicate_of_id) == (
         "ambiguous", 7, None)
+
+
+@pytest.mark.parametrize(("radii", "outcome"), [({}, "new"), ({"tree": 8}, "existing")])
+def test_an_event_may_set_its_own_radius_for_a_preset(party, radii, outcome):
+    party[0].match_radii = radii
+    point = record(party)
+    in_osm(party, 7, {"natural": "tree"}, east_m=7)  # beyond a tree's usual 5 m
+    match(party[0])
+    assert result(point).outcome == outcome
+
+
+@pytest.mark.parametrize("values", [{"volcano": "4"}, {"tree": "-1"}, {"tree": "600"}, {"tree": "x"}])
+def test_a_radius_that_is_not_one_is_refused(app, values):
+    from cartoparty.osm.conflate import read_match_radii
+    from cartoparty.presets import all_presets
+    with pytest.raises(Invalid):
+        read_match_radii(values, all_presets())
+
+
+def explained(submission_id):
+    return result(submission_id).explanation
+
+
+def test_a_match_keeps_what_decided_it(party):
+    from cartoparty.osm.assignment import NEW
+
+    point = record(party, tags={"species": "Tilia cordata"}, accuracy=4)
+    in_osm(party, 7, {"natural": "tree", "species": "Tilia cordata"}, east_m=2)
+    match(party[0])
+    why = explained(point)
+    assert result(point).outcome == "existing"
+    assert (why["accuracy_m"], why["sigma_m"], why["agree"], why["contradict"]) == (4, 4, 1, 0)
+    assert why["distance_m"] == pytest.approx(2, abs=0.05)
+    assert (why["runner_up"], why["runner_up_cost"], why["new_cost"]) == ("new", NEW, NEW)
+    assert why["gap"] == pytest.approx(NEW - why["cost"], abs=0.002)
+    assert (why["shared"], why["duplicate_of"]) == (False, None)
+
+
+def test_an_ambiguous_match_names_its_runner_up_and_the_small_gap(party):
+    from cartoparty.osm.assignment import MARGIN
+
+    point = record(party)
+    in_osm(party, 7, {"natural": "tree"}, east_m=2)
+    in_osm(party, 8, {"natural": "tree"}, east_m=-2.1)
+    match(party[0])
+    why = explained(point)
+    assert (result(point).outcome, result(point).osm_id) == ("ambiguous", 7)
+    assert why["runner_up"] == {"osm_type": "node", "osm_id": 8}
+    assert why["accuracy_m"] is None and why["sigma_m"] == 5  # unknown: the tree's radius
+    assert 0 <= why["gap"] < MARGIN
+    assert why["runner_up_cost"] == pytest.approx(why["cost"] + why["gap"], abs=0.002)
+
+
+@pytest.mark.parametrize(("feature_east_m", "runner_up"), [
+    (None, None), (4.5, {"osm_type": "node", "osm_id": 7})])
+def test_a_new_point_says_which_feature_if_any_was_less_likely_than_new(party, feature_east_m, runner_up):
+    from cartoparty.osm.assignment import NEW
+
+    point = record(party, accuracy=2)  # 4.5 m is 2.25 σ
+    if feature_east_m is not None:
+        in_osm(party, 7, {"natural": "tree"}, east_m=feature_east_m)
+    match(party[0])
+    why = explained(point)
+    assert result(point).outcome == "new"
+    assert (why["distance_m"], why["agree"], why["contradict"], why["cost"]) == (None, None, None, NEW)
+    assert why["runner_up"] == runner_up
+    if runner_up:
+        assert why["runner_up_cost"] > NEW and why["gap"] > 0
+    else:
+        assert (why["runner_up_cost"], why["gap"]) == (None, None)
+
+
+def test_a_duplicate_names_the_point_it_repeats_and_how_far(party):
+    first = record(party, tags={"species": "Acer campestre"})
+    second = record(party, tags={"species": "Acer campestre"}, east_m=1.5)
+    match(party[0])
+    why = explained(second)
+    assert result(second).outcome == "duplicate"
+    assert why["duplicate_of"] == str(db.session.get(Submission, first).client_id)
+    assert why["distance_m"] == pytest.approx(1.5, abs=0.05)
+    assert explained(first)["duplicate_of"] is None
+
+
+def test_a_point_beside_a_feature_another_took_is_explained_as_shared(party):
+    taker = record(party, accuracy=3, east_m=0.2)
+    beside = record(party, accuracy=3, east_m=-0.8)
+    in_osm(party, 7, {"natural": "tree"})
+    match(party[0])
+    assert (result(taker).outcome, explained(taker)["shared"]) == ("existing", False)
+    assert (result(beside).outcome, explained(beside)["shared"]) == ("ambiguous", True)
+    assert explained(beside)["distance_m"] == pytest.approx(0.8, abs=0.05)
+    assert explained(beside)["runner_up"] == "new"
+
+
+def test_a_correction_by_hand_drops_the_explanation(party):
+    point = record(party)
+    in_osm(party, 7, {"natural": "tree"}, east_m=1)
+    match(party[0])
+    assert explained(point) is not None
+    override(party[0], point, "node", 7, "alice@example.org")
+    assert explained(point) is None

@@ -289,9 +289,25 @@ def test_detail_shows_the_match_and_null_before_conflation(client, organiser, wa
         "outcome": "update", "osm_type": "node", "osm_id": 7, "osm_version": 3,
         "distance_m": pytest.approx(1, abs=0.05), "duplicate_of": None, "overridden_by": None,
         "tag_diff": {"added": {"leaf_type": "broadleaved"},
-                     "changed": {"species": ["Tilia", "Tilia cordata"]}}}
+                     "changed": {"species": ["Tilia", "Tilia cordata"]}},
+        "explanation": {
+            "distance_m": pytest.approx(1, abs=0.05), "accuracy_m": 6, "sigma_m": 6, "agree": 0,
+            "contradict": 1, "cost": pytest.approx(0.70, abs=0.01), "new_cost": 1.5, "shared": False,
+            "runner_up": {"osm_type": "node", "osm_id": 8},  # 3 m east, its species contradicts too
+            "runner_up_cost": pytest.approx(0.81, abs=0.01),
+            "runner_up_distance_m": pytest.approx(3, abs=0.05), "gap": pytest.approx(0.11, abs=0.01),
+            "duplicate_of": None}}
     fresh = recorded(client, walker, north_m=300)
     assert client.get(f"{ORGANISE}/submissions/{fresh}").json["osm_match"] is None
+
+
+def test_the_geojson_carries_each_match_and_its_explanation(client, organiser, matched):
+    response = client.get("/api/events/party/submissions.geojson")
+    assert_conforms(response, "/api/events/{slug}/submissions.geojson", "get")
+    by_id = {feature["properties"]["osm_match"]["outcome"]: feature["properties"]["osm_match"]
+             for feature in response.json["features"]}
+    assert by_id["update"]["explanation"]["runner_up"] == {"osm_type": "node", "osm_id": 8}
+    assert by_id["new"]["explanation"]["runner_up"] is None
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -1,3 +1,4 @@
+import json
 from dataclasses import astuple
 from datetime import UTC, datetime
 
@@ -148,3 +149,71 @@ def test_cli_import_of_a_broken_file_says_so_in_one_line(runner, event, tmp_path
     assert "broken.osm.pbf" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert stored(event) == []
+
+
+@pytest.fixture
+def fetched(runner, client, walker, organiser, fake_overpass):
+    """The event with one tree recorded 1.56 m from OSM node 101, and its OSM data fetched."""
+    answers, _ = fake_overpass
+    answers.append(overpass_answer(TREE_NEARBY))
+    client.post("/api/events/party/submissions", json=a_submission(tags={"species": "Tilia cordata"}),
+                headers=walker)
+    assert runner.invoke(cli, ["osm", "fetch", "--event", "party"]).exit_code == 0
+
+
+def test_cli_conflate_writes_each_match_and_why_as_csv(runner, fetched, tmp_path):
+    import csv
+
+    path = tmp_path / "matches.csv"
+    result = runner.invoke(cli, ["conflate", "--event", "party", "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 points written" in result.output
+    [row] = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert (row["preset"], row["outcome"], row["osm_type"], row["osm_id"]) == (
+        "tree", "update", "node", "101")
+    assert float(row["distance_m"]) == pytest.approx(1.56, abs=0.05)
+    assert (float(row["accuracy_m"]), float(row["sigma_m"])) == (6, 6)
+    assert (row["agree"], row["runner_up"]) == ("0", "new")
+    assert float(row["gap"]) == pytest.approx(float(row["new_cost"]) - float(row["cost"]), abs=0.002)
+    assert [p.name for p in tmp_path.iterdir()] == ["matches.csv"]  # no temporary file left
+
+
+def test_cli_conflate_writes_geojson_points(runner, fetched, tmp_path):
+    path = tmp_path / "matches.geojson"
+    result = runner.invoke(cli, ["conflate", "--event", "party", "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    [feature] = json.loads(path.read_text(encoding="utf-8"))["features"]
+    assert feature["geometry"]["type"] == "Point"
+    assert feature["geometry"]["coordinates"] == pytest.approx([5.92, 45.565], abs=1e-3)
+    properties = feature["properties"]
+    assert (properties["outcome"], properties["osm_id"], properties["runner_up"]) == ("update", 101, "new")
+    assert properties["cost"] < properties["new_cost"]
+
+
+def test_cli_conflate_refuses_an_unknown_output_format_in_one_line(runner, fetched, tmp_path):
+    path = tmp_path / "matches.xlsx"
+    result = runner.invoke(cli, ["conflate", "--event", "party", "--output", str(path)])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert ".csv or .geojson" in result.output
+    assert not path.exists()
+    assert db.session.scalar(db.text("SELECT count(*) FROM match")) == 0  # nothing matched either
+
+
+def test_cli_conflate_sets_the_events_radius_for_a_preset(runner, fetched, event):
+    # The tree is 1.56 m from node 101: within 4 m it is the same, within 1 m it is new.
+    result = runner.invoke(cli, ["conflate", "--event", "party", "--radius", "tree=1"])
+    assert result.exit_code == 0, result.output
+    assert "1 new" in result.output
+    assert db.session.get(type(event), event.id).match_radii == {"tree": 1.0}
+    result = runner.invoke(cli, ["conflate", "--event", "party", "--radius", "tree="])
+    assert "1 update" in result.output
+    assert db.session.get(type(event), event.id).match_radii == {}
+
+
+@pytest.mark.parametrize("option", ["tree", "tree=0", "volcano=3", "tree=far"])
+def test_cli_conflate_refuses_a_radius_that_is_not_one_in_one_line(runner, fetched, event, option):
+    result = runner.invoke(cli, ["conflate", "--event", "party", "--radius", option])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "--radius" in result.output
+    assert db.session.get(type(event), event.id).match_radii == {}

@@ -195,34 +195,6 @@ def best_other(candidates, cost, chosen, free):
     return best, best_cost, distance
 
 
-def explanation(decision, i, features):
-    """What decided point i's match, as JSON for `match.explanation`: distances in metres, costs
-    in this module's units, the runner-up as {"osm_type", "osm_id"} (`features` gives each
-    feature's (type, id, …)), "new" or None; `duplicate_of` is left for the caller to name."""
-    runner_up = int(decision.runner_up[i])
-    return {
-        "distance_m": _number(decision.distance[i], 2), "accuracy_m": _number(decision.accuracy[i], 2),
-        "sigma_m": _number(decision.sigma[i], 2), "agree": _count(decision.agree[i]),
-        "contradict": _count(decision.contradict[i]), "cost": _number(decision.cost[i], 3),
-        "new_cost": NEW, "shared": bool(decision.shared[i]),
-        "runner_up": ("new" if runner_up == -1 else None if runner_up < -1 else
-                      {"osm_type": features[runner_up][0], "osm_id": features[runner_up][1]}),
-        "runner_up_cost": _number(decision.runner_up_cost[i], 3),
-        "runner_up_distance_m": _number(decision.runner_up_distance[i], 2),
-        "gap": _number(decision.gap[i], 3),
-        "duplicate_of": None}
-
-
-def _number(value, digits):
-    """A float for JSON, rounded: None for NaN or an infinity."""
-    return round(float(value), digits) if np.isfinite(value) else None
-
-
-def _count(value):
-    """A tag count for JSON: None for NaN (no feature)."""
-    return int(value) if np.isfinite(value) else None
-
-
 def duplicates(candidates, sigma, chosen, ambiguous):
     """For each point, the point it duplicates (-1: none) and how far it is."""
     points = len(chosen)

@@ -15,7 +15,9 @@ the 2 × 2 cells around the grid corner nearest its centre. The pairs then come 
 or merge join on the cell, the box test drops the far ones, and only what is left is measured
 on the spheroid."""
 
+import importlib
 import json
+import threading
 
 from sqlalchemy import text
 
@@ -110,7 +112,7 @@ WITH preset AS MATERIALIZED (  -- once, so that every reader sees the same `kind
     SELECT a.id, b.id AS earlier, a.radius, ST_Distance(a.geom::geography, b.geom::geography) AS distance
     FROM reach a JOIN placed b USING (cell)
     WHERE b.id < a.id AND abs(b.x - a.x) <= a.box AND abs(b.y - a.y) <= a.box
-)
+), found AS (
 SELECT 0 AS kind, id, NULL::bigint AS other, radius AS distance, accuracy AS agree,
        NULL::float8 AS contradict, NULL AS osm_type, NULL::int AS version
 FROM point WHERE open
@@ -129,6 +131,12 @@ SELECT 2, t.id, t.earlier, t.distance, NULL, EXISTS (
            WHERE b.tags ? kv.key AND b.tags ->> kv.key <> kv.value)::int, NULL, NULL
 FROM twin t JOIN submission a ON a.id = t.id JOIN submission b ON b.id = t.earlier
 WHERE t.distance <= t.radius
+)
+-- One row of arrays per kind: 400,000 rows read one by one would cost more than the matching.
+SELECT kind, array_agg(id) AS id, array_agg(other) AS other, array_agg(distance) AS distance,
+       array_agg(agree::float8) AS agree, array_agg(contradict::float8) AS contradict,
+       array_agg(osm_type) AS osm_type, array_agg(version) AS version
+FROM found GROUP BY kind
 """)  # noqa: S608  (fixed fragments only)
 # What the assignment decided, stored with the tag changes each match means and what decided
 # it (a duplicate's explanation names its original by client_id).
@@ -137,8 +145,26 @@ WITH decided AS (
     SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:osm_types AS text[]),
                          CAST(:osm_ids AS bigint[]), CAST(:versions AS int[]),
                          CAST(:distances AS float8[]), CAST(:originals AS bigint[]),
-                         CAST(:explanations AS text[]))
-        AS d(id, outcome, osm_type, osm_id, version, distance, original, explanation)
+                         CAST(:accuracy AS float8[]), CAST(:sigma AS float8[]),
+                         CAST(:agree AS int[]), CAST(:contradict AS int[]), CAST(:costs AS float8[]),
+                         CAST(:shared AS bool[]), CAST(:runner_types AS text[]),
+                         CAST(:runner_ids AS bigint[]), CAST(:runner_costs AS float8[]),
+                         CAST(:runner_distances AS float8[]), CAST(:gaps AS float8[]))
+        AS d(id, outcome, osm_type, osm_id, version, distance, original, accuracy, sigma, agree,
+             contradict, cost, shared, runner_type, runner_id, runner_cost, runner_distance, gap)
+), explained AS (
+    -- what decided each match (see osm/assignment.py), built here for all points at once
+    SELECT d.*, jsonb_build_object(
+        'distance_m', d.distance, 'accuracy_m', d.accuracy,
+        'sigma_m', d.sigma, 'agree', d.agree, 'contradict', d.contradict,
+        'cost', d.cost, 'new_cost', CAST(:new_cost AS float8), 'shared', d.shared,
+        'runner_up', CASE WHEN d.runner_type = 'new' THEN to_jsonb('new'::text)
+                          WHEN d.runner_type IS NOT NULL
+                          THEN jsonb_build_object('osm_type', d.runner_type, 'osm_id', d.runner_id) END,
+        'runner_up_cost', d.runner_cost,
+        'runner_up_distance_m', d.runner_distance,
+        'gap', d.gap, 'duplicate_of', NULL) AS explanation
+    FROM decided d
 ), stored AS (
     INSERT INTO match (submission_id, outcome, osm_type, osm_id, osm_version, distance_m, tag_diff,
                        duplicate_of_id, explanation, matched_at)
@@ -149,10 +175,10 @@ WITH decided AS (
            CASE WHEN d.outcome = 'matched'
                 THEN jsonb_build_object('added', diff.added, 'changed', diff.changed) END,
            d.original,
-           CASE WHEN original.id IS NULL THEN d.explanation::jsonb
-                ELSE d.explanation::jsonb || jsonb_build_object('duplicate_of', original.client_id) END,
+           CASE WHEN original.id IS NULL THEN d.explanation
+                ELSE d.explanation || jsonb_build_object('duplicate_of', original.client_id) END,
            now()
-    FROM decided d JOIN submission s ON s.id = d.id
+    FROM explained d JOIN submission s ON s.id = d.id
     LEFT JOIN submission original ON original.id = d.original
     LEFT JOIN osm_element o ON o.event_id = :event_id AND o.osm_type = d.osm_type AND o.osm_id = d.osm_id
     CROSS JOIN LATERAL ({TAG_DIFF.format(osm="coalesce(o.tags, '{}')", walker="s.tags")}) AS diff
@@ -203,12 +229,17 @@ def read_match_radii(values, presets):
 def match(event):
     """Match every submission of the event (osm/assignment.py decides); return how many got
     each outcome."""
+    # numpy and scipy are imported when matching, not for every command: in a thread, while
+    # the database looks for the candidates (the first time in a process, most of a second).
+    solver = threading.Thread(target=importlib.import_module, args=(f"{__package__}.assignment",))
+    solver.start()
     db.session.execute(STATEMENT_SETTINGS)
     db.session.execute(CLEAR, {"event_id": event.id})
     rows = db.session.execute(CANDIDATES, {
         "event_id": event.id, "presets": presets_for_matching(all_presets(), event.match_radii),
         "metres_per_degree": METRES_PER_DEGREE}).all()
-    from . import assignment  # numpy and scipy: imported when matching, not for every command
+    solver.join()
+    from . import assignment
 
     ids, candidates, features = _candidates(rows)
     if not ids:
@@ -224,45 +255,66 @@ def _candidates(rows):
 
     from .assignment import Candidates
 
-    points = sorted((row.id, row.distance, row.agree) for row in rows if row.kind == 0)
-    index = {point_id: i for i, (point_id, _, _) in enumerate(points)}
-    features, pairs, twins = {}, [], []
-    for row in rows:
-        if row.kind == 1:
-            feature = features.setdefault((row.osm_type, row.other, row.version), len(features))
-            pairs.append((index[row.id], feature, row.distance, row.agree, row.contradict))
-        elif row.kind == 2:
-            twins.append((index[row.id], index[row.other], row.distance, row.contradict))
-    pairs, twins = np.array(pairs, float).reshape(-1, 5), np.array(twins, float).reshape(-1, 4)
+    kinds = {row.kind: row for row in rows}
+    empty = {"id": [], "other": [], "distance": [], "agree": [], "contradict": [], "osm_type": [],
+             "version": []}
+
+    def column(kind, name, dtype=float):
+        row = kinds.get(kind)
+        values = getattr(row, name) if row is not None else empty[name]
+        return np.array([np.nan if value is None else value for value in values], dtype)
+
+    point_ids = column(0, "id", np.int64)
+    order = np.argsort(point_ids, kind="stable")
+    ids = point_ids[order]
+
+    def position(kind, name):  # where each id stands among the points, sorted by id
+        return np.searchsorted(ids, column(kind, name, np.int64)).astype(int)
+
+    pairs = kinds.get(1)
+    features = {}
+    feature = np.array([features.setdefault(key, len(features)) for key in zip(
+        pairs.osm_type, pairs.other, pairs.version, strict=True)] if pairs else [], int)
     candidates = Candidates(
-        radius=np.array([radius for _, radius, _ in points], float),
-        accuracy=np.array([np.nan if accuracy is None else accuracy for _, _, accuracy in points], float),
-        point=pairs[:, 0].astype(int), feature=pairs[:, 1].astype(int), distance=pairs[:, 2],
-        agree=pairs[:, 3], contradict=pairs[:, 4], later=twins[:, 0].astype(int),
-        earlier=twins[:, 1].astype(int), twin_distance=twins[:, 2], twin_contradict=twins[:, 3] > 0)
-    return [point_id for point_id, _, _ in points], candidates, list(features)
+        radius=column(0, "distance")[order], accuracy=column(0, "agree")[order],
+        point=position(1, "id"), feature=feature, distance=column(1, "distance"),
+        agree=column(1, "agree"), contradict=column(1, "contradict"), later=position(2, "id"),
+        earlier=position(2, "other"), twin_distance=column(2, "distance"),
+        twin_contradict=column(2, "contradict") > 0)
+    return ids.tolist(), candidates, list(features)
 
 
 def _decided(ids, features, decision):
-    """The decision as the arrays STORE reads."""
-    from .assignment import explanation
+    """The decision as the arrays STORE reads (NaN and infinities as NULL)."""
+    from math import isfinite
 
-    outcome, osm_types, osm_ids, versions, originals, explanations = [], [], [], [], [], []
-    for i in range(len(ids)):
-        feature = int(decision.feature[i])
-        duplicate = int(decision.duplicate_of[i])
-        osm_type, osm_id, version = features[feature] if feature >= 0 else (None, None, None)
-        outcome.append("duplicate" if duplicate >= 0 else "new" if feature < 0
-                       else "ambiguous" if decision.ambiguous[i] else "matched")
-        osm_types.append(osm_type)
-        osm_ids.append(osm_id)
-        versions.append(version)
-        originals.append(ids[duplicate] if duplicate >= 0 else None)
-        explanations.append(json.dumps(explanation(decision, i, features)))
-    distances = [None if value != value else float(value) for value in decision.distance]  # NaN
-    return {"ids": ids, "outcomes": outcome, "osm_types": osm_types, "osm_ids": osm_ids,
-            "versions": versions, "distances": distances, "originals": originals,
-            "explanations": explanations}
+    import numpy as np
+
+    from .assignment import NEW
+
+    def column(values, kind=float):
+        return [kind(value) if isfinite(value) else None for value in np.asarray(values, float).tolist()]
+
+    def of_features(index, part):
+        return [features[i][part] if i >= 0 else None for i in index.tolist()]
+
+    feature, duplicate = decision.feature, decision.duplicate_of
+    outcome = np.where(duplicate >= 0, "duplicate", np.where(
+        feature < 0, "new", np.where(decision.ambiguous, "ambiguous", "matched")))
+    runner = decision.runner_up
+    return {"ids": ids, "outcomes": outcome.tolist(), "osm_types": of_features(feature, 0),
+            "osm_ids": of_features(feature, 1), "versions": of_features(feature, 2),
+            "distances": column(decision.distance),
+            "originals": [ids[i] if i >= 0 else None for i in duplicate.tolist()],
+            "accuracy": column(decision.accuracy), "sigma": column(decision.sigma),
+            "agree": column(decision.agree, int), "contradict": column(decision.contradict, int),
+            "costs": column(decision.cost), "shared": decision.shared.astype(bool).tolist(),
+            "runner_types": ["new" if i == -1 else None if i < -1 else features[i][0]
+                             for i in runner.tolist()],
+            "runner_ids": [features[i][1] if i >= 0 else None for i in runner.tolist()],
+            "runner_costs": column(decision.runner_up_cost),
+            "runner_distances": column(decision.runner_up_distance), "gaps": column(decision.gap),
+            "new_cost": NEW}
 
 
 # Both corrections write the whole match: what the organiser said, by whom, nothing left over.

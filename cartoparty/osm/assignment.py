@@ -152,7 +152,8 @@ def assign(candidates, features):
     ambiguous = (chosen >= 0) & (runner_up_cost - per_point(cost, pair, NEW) < MARGIN)
     # A point left new though a feature another point took lies within a metre of it: which
     # of the two that feature is cannot be told; the point is no one's duplicate.
-    beside = np.flatnonzero((chosen[candidates.point] == -1) & (candidates.distance <= SAME_SPOT_M))
+    beside = np.flatnonzero((chosen[candidates.point] == -1) & taken[candidates.feature]
+                            & (candidates.distance <= SAME_SPOT_M))
     shared = np.zeros(points, bool)
     at = candidates.point[beside]
     chosen[at], pair[at], shared[at], ambiguous[at] = candidates.feature[beside], beside, True, True

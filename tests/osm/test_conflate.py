@@ -531,3 +531,12 @@ def test_a_correction_by_hand_drops_the_explanation(party):
     assert explained(point) is not None
     override(party[0], point, "node", 7, "alice@example.org")
     assert explained(point) is None
+
+
+def test_a_point_beside_a_free_feature_it_contradicts_is_new(party):
+    point = record(party, tags={"species": "Quercus robur", "leaf_type": "broadleaved",
+                                "leaf_cycle": "deciduous"})
+    in_osm(party, 7, {"natural": "tree", "species": "Pinus nigra", "leaf_type": "needleleaved",
+                      "leaf_cycle": "evergreen"}, east_m=0.5)  # three contradictions: not this tree
+    match(party[0])
+    assert (result(point).outcome, result(point).osm_id) == ("new", None)

@@ -46,8 +46,14 @@ def rows(event):
             runner_up = f"{runner_up['osm_type']}/{runner_up['osm_id']}"
         yield {"client_id": row.client_id, "preset": row.preset, "outcome": row.outcome,
                "osm_type": row.osm_type, "osm_id": row.osm_id,
-               **{key: why.get(key) for key in EXPLANATION},
-               "distance_m": row.distance_m, "runner_up": runner_up, "lat": row.lat, "lon": row.lon}
+               **{key: _readable(why.get(key)) for key in EXPLANATION},
+               "distance_m": _readable(row.distance_m), "runner_up": runner_up,
+               "lat": row.lat, "lon": row.lon}
+
+
+def _readable(value):
+    """Metres and costs to the centimetre or the thousandth, as people read them."""
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def write_matches(event, path):

@@ -262,7 +262,7 @@ def cpu_report(steps, seconds, machine_cpu, python_cpu):
 
 
 def run(url, args):
-    from flask_migrate import upgrade
+    from cartoparty.extensions import upgrade_schema
 
     from cartoparty.extensions import db
     from cartoparty.models import Event
@@ -271,7 +271,7 @@ def run(url, args):
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         event = Event(slug=SLUG, name="Bench conflation", zone=read_zone(ZONE), presets=PRESETS)
         db.session.add(event)
         db.session.commit()

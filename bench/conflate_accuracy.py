@@ -98,7 +98,7 @@ def to_lat_lon(x, y):
 def load(url, world):
     """The event, its OSM features and its points in database `url`; return the event id and
     each point's submission id (in the order of world["points"])."""
-    from flask_migrate import upgrade
+    from cartoparty.extensions import upgrade_schema
 
     from cartoparty.extensions import db
     from cartoparty.models import Event, Participant
@@ -113,7 +113,7 @@ def load(url, world):
                                                  [west, north], [west, south]]]}
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         event = Event(slug=SLUG, name="Accuracy", zone=read_zone(zone), presets=["tree"])
         db.session.add(event)
         db.session.flush()

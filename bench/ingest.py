@@ -44,7 +44,7 @@ INSERT = """INSERT INTO submission (event_id, participant_id, client_id, preset,
 def create_database(base_url, name, clients):
     """Create and migrate database `name` with an event and one walker per client.
     Return (its URL, the event id, [(participant id, token)])."""
-    from flask_migrate import upgrade
+    from cartoparty.extensions import upgrade_schema
 
     from cartoparty.extensions import db
     from cartoparty.models import Event, Participant, hash_token
@@ -52,7 +52,7 @@ def create_database(base_url, name, clients):
 
     url = new_database(base_url, name)
     with create_app({"SQLALCHEMY_DATABASE_URI": url}).app_context():
-        upgrade()
+        upgrade_schema()
         event = Event(slug=SLUG, name="Bench party", zone=read_zone(ZONE),
                       presets=["tree", "bench", "defibrillator"])
         db.session.add(event)

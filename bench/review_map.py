@@ -104,7 +104,7 @@ PHOTOS = """
 
 def create_database(base_url, name, rows, walkers):
     """Create, migrate and fill database `name`; return (its URL, the organiser's session cookie)."""
-    from flask_migrate import upgrade
+    from cartoparty.extensions import upgrade_schema
 
     from cartoparty.auth import hash_password
     from cartoparty.extensions import db
@@ -114,7 +114,7 @@ def create_database(base_url, name, rows, walkers):
     url = new_database(base_url, name)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         event = Event(slug=SLUG, name="Bench review", zone=read_zone(ZONE),
                       presets=["tree", "bench", "waste_basket", "bicycle_parking", "recycling",
                                "drinking_water", "post_box", "toilets", "defibrillator", "pharmacy",

@@ -53,7 +53,7 @@ POINTS = """
 
 def create_database(base_url, name, rows):
     """Create, migrate and fill database `name`; return its URL."""
-    from flask_migrate import upgrade
+    from cartoparty.extensions import upgrade_schema
 
     from cartoparty.auth import hash_password
     from cartoparty.extensions import db
@@ -63,7 +63,7 @@ def create_database(base_url, name, rows):
     url = new_database(base_url, name)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         event = Event(slug=SLUG, name="Bench sync", zone=read_zone(ZONE), presets=["tree"])
         organiser = Organiser(email="bench@example.org", password_hash=hash_password("bench"))
         organiser.events.append(event)

@@ -27,7 +27,7 @@ def create_app(config=None):
         walker,
     )
     from . import config as settings
-    from .extensions import csrf, db, migrate
+    from .extensions import csrf, db
     from .osm import check as osm_check
     from .osm import matches
 
@@ -46,7 +46,6 @@ def create_app(config=None):
     i18n.register(app)
     app.config["ASSET_VERSION"] = walker.asset_version(app.static_folder)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(settings.MIGRATIONS_DIR))
     csrf.init_app(app)
     errors.register(app)
     for module in (api, events, submissions, photos, walker, accounts, organise, review,

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from . import create_app, jobs, localdb, review
 from .auth import SLUG, hash_password
 from .errors import CartopartyError
-from .extensions import db
+from .extensions import bind_migrations, db
 from .models import Event, Organiser, OsmSnapshot, Submission
 from .osm import conflate
 from .osm.check import request_check
@@ -33,10 +33,28 @@ WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m
 def _app_for_cli():
     if not os.environ.get("DATABASE_URL"):
         localdb.ensure_running()
-    return create_app()
+    app = create_app()
+    if click.get_current_context().find_root().invoked_subcommand == "db":
+        bind_migrations(app)
+    return app
 
 
-@click.group(cls=FlaskGroup, create_app=_app_for_cli, add_version_option=False)
+class CommandGroup(FlaskGroup):
+    """Flask-Migrate's `db` group (and with it Alembic, a sixth of the start-up) is imported
+    only when `db` is the command being run."""
+
+    def get_command(self, ctx, name):
+        if name == "db":
+            from flask_migrate.cli import db as db_group
+
+            return db_group
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), "db"})
+
+
+@click.group(cls=CommandGroup, create_app=_app_for_cli, add_version_option=False)
 def cli():
     """Run and manage cartoparty: events, organisers, the database."""
 

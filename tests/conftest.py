@@ -8,7 +8,6 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import flask_migrate
 import psycopg
 import pytest
 from psycopg import sql
@@ -19,7 +18,7 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 
 from cartoparty import config, create_app, localdb  # noqa: E402
 from cartoparty.auth import hash_password  # noqa: E402
-from cartoparty.extensions import db  # noqa: E402
+from cartoparty.extensions import db, upgrade_schema  # noqa: E402
 from cartoparty.models import Event, Organiser  # noqa: E402
 from cartoparty.zones import read_zone  # noqa: E402
 
@@ -61,7 +60,7 @@ def app(database_url, tmp_path_factory):
         "PHOTO_DIR": str(tmp_path_factory.mktemp("photos")),
     })
     with app.app_context():
-        flask_migrate.upgrade()
+        upgrade_schema()
     return app
 
 

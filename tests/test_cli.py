@@ -160,7 +160,7 @@ def test_console_script_reports_an_unreachable_database_in_one_line():
 
 # Imported only by the commands, jobs and pages that use them (issue 11): not by a plain command.
 HEAVY = {"folium", "branca", "numpy", "scipy", "pyogrio", "osmium", "procrastinate", "PIL", "segno",
-         "overpy"}
+         "overpy", "alembic", "flask_migrate"}
 EVENT_LIST_THEN_MODULES = """
 import json, sys
 from cartoparty.cli import main
@@ -181,3 +181,17 @@ def test_a_plain_command_does_not_import_the_heavy_libraries(database_url):
     modules = {name.partition(".")[0] for name in json.loads(result.stdout.splitlines()[-1])}
     assert "cartoparty" in modules
     assert modules & HEAVY == set()
+
+
+def test_the_db_command_brings_its_migrations_with_it(database_url):
+    # Flask-Migrate is bound only when `db` runs: the command must still see the project's
+    # migrations and the database's revision.
+    environment = {**os.environ, "DATABASE_URL": database_url}
+    command = [str(Path(sys.executable).with_name("cartoparty")), "db"]
+    heads = subprocess.run([*command, "heads"],
+                           capture_output=True, text=True, env=environment, timeout=60)
+    current = subprocess.run([*command, "current"],
+                             capture_output=True, text=True, env=environment, timeout=60)
+    assert heads.returncode == 0 and current.returncode == 0, heads.stderr + current.stderr
+    head = heads.stdout.split()[0]
+    assert f"{head} (head)" in current.stdout

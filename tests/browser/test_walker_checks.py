@@ -4,14 +4,13 @@ walker's language, with the server's rules and texts, before anything goes into 
 import json
 import shutil
 
-import flask_migrate
 import pytest
 from conftest import ZONE
 from playwright.sync_api import expect
 
 from cartoparty import create_app
 from cartoparty.errors import Invalid
-from cartoparty.extensions import db
+from cartoparty.extensions import db, upgrade_schema
 from cartoparty.i18n import translate
 from cartoparty.models import Team
 from cartoparty.presets import LIMITS, PRESET_DIR, check_tags
@@ -38,7 +37,7 @@ def app(database_url, tmp_path_factory):
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
                       "PHOTO_DIR": str(tmp_path_factory.mktemp("photos")), "PRESET_DIR": presets})
     with app.app_context():
-        flask_migrate.upgrade()
+        upgrade_schema()
     return app
 
 

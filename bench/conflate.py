@@ -262,9 +262,7 @@ def cpu_report(steps, seconds, machine_cpu, python_cpu):
 
 
 def run(url, args):
-    from cartoparty.extensions import upgrade_schema
-
-    from cartoparty.extensions import db
+    from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event
     from cartoparty.osm import conflate, store
     from cartoparty.zones import read_zone

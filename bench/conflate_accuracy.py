@@ -98,9 +98,7 @@ def to_lat_lon(x, y):
 def load(url, world):
     """The event, its OSM features and its points in database `url`; return the event id and
     each point's submission id (in the order of world["points"])."""
-    from cartoparty.extensions import upgrade_schema
-
-    from cartoparty.extensions import db
+    from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event, Participant
     from cartoparty.osm import store
     from cartoparty.osm.overpass import Element

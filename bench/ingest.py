@@ -44,9 +44,7 @@ INSERT = """INSERT INTO submission (event_id, participant_id, client_id, preset,
 def create_database(base_url, name, clients):
     """Create and migrate database `name` with an event and one walker per client.
     Return (its URL, the event id, [(participant id, token)])."""
-    from cartoparty.extensions import upgrade_schema
-
-    from cartoparty.extensions import db
+    from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event, Participant, hash_token
     from cartoparty.zones import read_zone
 

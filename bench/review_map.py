@@ -104,10 +104,8 @@ PHOTOS = """
 
 def create_database(base_url, name, rows, walkers):
     """Create, migrate and fill database `name`; return (its URL, the organiser's session cookie)."""
-    from cartoparty.extensions import upgrade_schema
-
     from cartoparty.auth import hash_password
-    from cartoparty.extensions import db
+    from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event, Organiser, Team
     from cartoparty.zones import read_zone
 

@@ -53,10 +53,8 @@ POINTS = """
 
 def create_database(base_url, name, rows):
     """Create, migrate and fill database `name`; return its URL."""
-    from cartoparty.extensions import upgrade_schema
-
     from cartoparty.auth import hash_password
-    from cartoparty.extensions import db
+    from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event, Organiser
     from cartoparty.zones import read_zone
 

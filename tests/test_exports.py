@@ -21,6 +21,7 @@ from PIL import Image
 
 from cartoparty import exports, schemadae
 from cartoparty.cli import cli
+from cartoparty.exports import common
 from cartoparty.extensions import db
 from cartoparty.models import Participant, Photo, Status, Submission, hash_token
 
@@ -166,7 +167,7 @@ def test_geojson_is_rfc7946_with_only_approved_points_and_its_licence(event, poi
     ("Tilia", "Tilia"), ("a=b", "a=b"), ("", ""), (None, ""), (7, "7"),
 ])
 def test_cells_a_spreadsheet_would_run_are_neutralised(value, cell):
-    assert exports.safe_cell(value) == cell
+    assert common.safe_cell(value) == cell
 
 
 def read_csv(path, encoding="utf-8-sig"):

@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test setup system-deps browser-deps venv lint pytest bench db-stop clean
+.PHONY: run test setup system-deps test-deps venv lint pytest bench db-stop clean
 
 run: setup
 	@scripts/run.sh
 
-test: setup browser-deps
+test: setup test-deps
 	$(BIN)/ruff check cartoparty tests bench migrations
 	$(BIN)/pytest
 
@@ -21,8 +21,8 @@ setup: system-deps venv
 system-deps:
 	@scripts/system-deps.sh
 
-browser-deps:
-	@scripts/system-deps.sh chromium
+test-deps:
+	@scripts/system-deps.sh chromium osmium-tool
 
 venv: $(VENV)/.installed
 

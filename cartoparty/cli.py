@@ -19,8 +19,10 @@ from . import create_app, jobs, localdb, review
 from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import bind_migrations, db
+from .i18n import translate
 from .models import Event, Organiser, OsmSnapshot, Submission
-from .osm import conflate
+from .osm import changes, conflate
+from .osm.changes import FORMATS as OSM_FORMATS
 from .osm.check import request_check
 from .osm.store import import_extract, refresh_from_overpass
 from .presets import PresetError, all_presets
@@ -317,21 +319,30 @@ def worker_command(once):
 
 
 @cli.command("export")
-@click.argument("fmt", metavar="geojson|csv|gpkg|dae|html|photos")
+@click.argument("fmt", metavar="geojson|csv|gpkg|dae|html|photos|osc|josm|osm-preview")
 @click.option("--event", "slug", required=True, help="The event's slug.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="The file to write; replaced whole, never left half-written.")
-def export_command(fmt, slug, output):
+@click.option("--max-changes", type=click.IntRange(1, 10_000),
+              help="osc, josm: at most this many changes per changeset (file).")
+@click.option("--no-fetch", is_flag=True,
+              help="osc, josm, osm-preview: do not read the features again from the OSM API.")
+def export_command(fmt, slug, output, max_changes, no_fetch):
     """Export the event's approved points: GeoJSON, CSV, GeoPackage, schema-dae CSV of the
-    defibrillators, an HTML map, or the photos as a zip."""
+    defibrillators, an HTML map, or the photos as a zip; or its OpenStreetMap changes as
+    osmChange, JOSM or a GeoJSON preview, after preparing them again (fetching the features
+    to modify from the OSM API)."""
     from . import exports
 
-    if fmt not in exports.FORMATS:
-        raise click.ClickException(f"unknown format {fmt!r}: one of {', '.join(exports.FORMATS)}")
+    if fmt not in exports.FORMATS and fmt not in OSM_FORMATS:
+        known = ", ".join([*exports.FORMATS, *OSM_FORMATS])
+        raise click.ClickException(f"unknown format {fmt!r}: one of {known}")
     event = _event(slug)
     target = Path(output)
     if target.is_dir():
         raise click.ClickException(f"{output} is a folder: give the file to write")
+    if fmt in OSM_FORMATS:
+        return _export_changes(event, fmt, target, max_changes, fetch=not no_fetch)
     try:
         count = exports.write(event, fmt, target)
         companion = exports.write_companion(event, fmt, target)
@@ -340,6 +351,29 @@ def export_command(fmt, slug, output):
     what = "photo(s)" if fmt == "photos" else "approved point(s)"
     licence = f"; licence in {companion}" if companion else ""
     click.echo(f"{count} {what} of {slug} written to {output}{licence}")
+
+
+def _export_changes(event, fmt, target, max_changes, fetch):
+    from .exports.osm import write_plan
+
+    plan = changes.build(event, "cli", fetch=fetch)
+    db.session.commit()
+    if plan.base_error_detail:
+        detail = plan.base_error_detail
+        click.echo(f"warning: {translate('en', 'error.' + detail['code'], **detail['params'])}; "
+                   "only the JOSM file holds the modifies", err=True)
+    for _, osm_type, osm_id, key, conflict in changes.unsettled_conflicts(event):
+        click.echo(f"conflict left out: {osm_type}/{osm_id} {key}: OSM had {conflict['matched']!r} "
+                   f"when matched, has {conflict['osm']!r} now, surveyed {conflict['walker']!r}; "
+                   "settle it on the OSM changes page", err=True)
+    try:
+        written = write_plan(event, fmt, target, "fr", max_changes)
+    except CartopartyError as error:
+        raise click.ClickException(error.message) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot write {target}: {error.strerror or error}") from None
+    for path, count in written:
+        click.echo(f"{count} change(s) of {event.slug} written to {path}")
 
 
 @cli.command("demo")

@@ -13,6 +13,8 @@ OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = ('&copy; <a href="https://www.openstreetmap.org/copyright">'
                    "OpenStreetMap</a> contributors")
 # The main Overpass instance first, then a mirror.
+# The OSM API 0.6 root; the development server is https://master.apis.dev.openstreetmap.org/api/0.6
+OSM_API_URL = "https://api.openstreetmap.org/api/0.6"
 OVERPASS_URL = "https://overpass-api.de/api/interpreter,https://overpass.kumi.systems/api/interpreter"
 
 
@@ -66,4 +68,8 @@ def from_environment(instance_path):
         "TILE_ATTRIBUTION": os.environ.get("TILE_ATTRIBUTION", OSM_ATTRIBUTION),
         "OVERPASS_URL": overpass_endpoints(),
         "OVERPASS_TIMEOUT": int(os.environ.get("OVERPASS_TIMEOUT", 60)),
+        "OSM_API_URL": os.environ.get("OSM_API_URL", "").strip().rstrip("/") or OSM_API_URL,
+        "OSM_API_TIMEOUT": int(os.environ.get("OSM_API_TIMEOUT", 30)),
+        # The deployment's public address, for the changesets' `host` tag (none when unset).
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL", "").strip().rstrip("/"),
     }

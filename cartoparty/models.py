@@ -411,3 +411,62 @@ class OsmCheck(db.Model):
         Index("osm_check_one_active", "event_id", unique=True,
               postgresql_where=text("status IN ('queued', 'running')")),
     )
+
+
+class OsmPlan(db.Model):
+    """An event's plan of OpenStreetMap changes (osm/changes.py): when it was built and from
+    what base, and the organiser's settings for its changesets."""
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    built_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    built_by: Mapped[str | None] = mapped_column(String(300))
+    # 'api': the elements to modify were fetched again just before; 'stored': the OSM API could
+    # not be reached and the plan rests on the stored OSM data (only the JOSM file is offered).
+    base: Mapped[str | None] = mapped_column(String(8))
+    base_error_detail: Mapped[dict | None] = mapped_column(JSONB)
+    comment: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    hashtags: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    wiki_page: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    mark_checked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    max_changes: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
+    max_size: Mapped[float] = mapped_column(Float, default=0.05, server_default="0.05")
+
+    __table_args__ = (
+        CheckConstraint("base IN ('api', 'stored')", name="osm_plan_base"),
+        CheckConstraint("max_changes BETWEEN 1 AND 10000", name="osm_plan_max_changes"),
+        CheckConstraint("max_size > 0 AND max_size <= 1", name="osm_plan_max_size"),
+    )
+
+
+class OsmChange(db.Model):
+    """One item of an event's plan: a node to create, an element to modify, or points held
+    back with the reason, and the submissions it comes from."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    # What an organiser's choices are kept under when the plan is built again.
+    key: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(8))
+    osm_type: Mapped[str | None] = mapped_column(String(8))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    tags_before: Mapped[dict] = mapped_column(JSONB)
+    tags_after: Mapped[dict] = mapped_column(JSONB)
+    # [{"key", "before", "after"}] for each tag added or changed; nothing is ever removed.
+    diff: Mapped[list] = mapped_column(JSONB)
+    # {key: {"matched", "osm", "walker", "choice"}}: OSM changed a tag the walker changed too.
+    conflicts: Mapped[dict] = mapped_column(JSONB)
+    # The rest of a modified element as it is in OSM: a way's "nodes", a relation's "members".
+    element: Mapped[dict | None] = mapped_column(JSONB)
+    submission_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    # Why held back (an error code of the catalogs, with its parameters).
+    reason: Mapped[dict | None] = mapped_column(JSONB)
+    held_by: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        CheckConstraint("action IN ('create', 'modify', 'held')", name="osm_change_action"),
+        Index("osm_change_event_key", "event_id", "key", unique=True),
+    )

@@ -183,3 +183,14 @@ def fake_overpass(app, monkeypatch):
     yield answers, queries
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def osm_api(app, monkeypatch):
+    """A local OSM API (tests/osm/osm_api.py) that the app's OSM_API_URL points at."""
+    from osm.osm_api import OsmApiStandIn  # tests/osm, a namespace package beside this file
+
+    stand_in = OsmApiStandIn()
+    monkeypatch.setitem(app.config, "OSM_API_URL", stand_in.url)
+    yield stand_in
+    stand_in.close()

@@ -195,3 +195,81 @@ def test_the_db_command_brings_its_migrations_with_it(database_url):
     assert heads.returncode == 0 and current.returncode == 0, heads.stderr + current.stderr
     head = heads.stdout.split()[0]
     assert f"{head} (head)" in current.stdout
+
+
+@pytest.fixture
+def surveyed_party(event, osm_api):
+    """Three new trees and one OSM tree whose species changed in OSM since the match."""
+    from osm.test_changes import mapped, surveyed
+
+    from cartoparty.models import Participant
+    from cartoparty.osm.conflate import match
+
+    walker = Participant(event_id=event.id, pseudonym="Camille", token_hash="c" * 64,
+                         consented_at=db.func.now())
+    db.session.add(walker)
+    db.session.flush()
+    party = (event, walker)
+    for east in (0, 30, 60):
+        surveyed(party, {"species": "Acer"}, east_m=east)
+    mapped(party, osm_api, 101, {"natural": "tree", "species": "Tilia"}, east_m=200)
+    surveyed(party, {"species": "Tilia cordata"}, east_m=200)
+    osm_api.edit("node", 101, tags={"natural": "tree", "species": "Tilia x"})
+    match(event)
+    db.session.commit()
+    return event
+
+
+def osmium_counts(path):
+    answer = subprocess.run(["osmium", "fileinfo", "-e", "-g", "data.count.nodes", str(path)],
+                            capture_output=True, text=True, check=True)
+    return int(answer.stdout)
+
+
+def test_export_osc_writes_one_file_per_changeset_and_lists_the_conflicts(runner, surveyed_party,
+                                                                          tmp_path):
+    target = tmp_path / "party.osc"
+    result = runner.invoke(cli, ["export", "osc", "--event", surveyed_party.slug, "-o", str(target),
+                                 "--max-changes", "2"])
+    assert result.exit_code == 0, result.output
+    files = [tmp_path / "party-1.osc", tmp_path / "party-2.osc"]
+    assert sorted(tmp_path.iterdir()) == files
+    assert sum(osmium_counts(path) for path in files) == 3      # the conflicted modify left out
+    for path in files:
+        assert f"written to {path}" in result.output
+    assert "conflict left out: node/101 species" in result.output and "'Tilia x'" in result.output
+
+
+def test_export_josm_without_the_osm_api_warns_and_still_writes(runner, surveyed_party, osm_api,
+                                                                tmp_path):
+    osm_api.down()
+    target = tmp_path / "party.osm"
+    result = runner.invoke(cli, ["export", "josm", "--event", surveyed_party.slug, "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "only the JOSM file" in result.output
+    # The stored data does not know OSM's later edit: the tree is modified at the version
+    # stored, which JOSM checks against OSM itself when it uploads.
+    assert osmium_counts(target) == 4
+    import defusedxml.ElementTree as ElementTree
+
+    (tree,) = [node for node in ElementTree.parse(target).getroot().iter("node")
+               if node.get("id") == "101"]
+    assert (tree.get("version"), tree.get("action")) == ("3", "modify")
+
+
+def test_export_osc_without_the_osm_api_fails_in_one_line(runner, surveyed_party, osm_api, tmp_path):
+    osm_api.down()
+    result = runner.invoke(cli, ["export", "osc", "--event", surveyed_party.slug,
+                                 "-o", str(tmp_path / "party.osc")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: The osmChange needs")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["export", "osc", "--event", "nowhere", "-o", "x.osc"], "no event"),
+    (["export", "osc", "--event", "party", "-o", "x.osc", "--max-changes", "10001"], "10001"),
+])
+def test_export_osc_refuses_bad_arguments(runner, event, arguments, message):
+    result = runner.invoke(cli, arguments)
+    assert result.exit_code != 0 and message in result.output

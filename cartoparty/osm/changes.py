@@ -280,7 +280,8 @@ def _item(point, plan, presets, elements, previous):
     ref = (point["osm_type"], point["osm_id"])
     if elements is not None:
         current = elements.get(ref)
-    elif point["osm_type"] != "node" and point["stored_version"] is not None:
+    elif point["osm_type"] != "node" or point["stored_version"] is None:
+        # Not in the stored data (or not as a whole): only the API can say what it is now.
         return _held(point, "needs_osm_api", osm_type=point["osm_type"], osm_id=point["osm_id"])
     else:
         current = _stored_element(point)

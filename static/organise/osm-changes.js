@@ -7,7 +7,9 @@ L.tileLayer(tiles.url, { attribution: tiles.attribution, maxZoom: 20 }).addTo(ma
 const colours = { create: "#1a7f37", modify: "#d4750b" };
 
 const answer = await fetch(root.dataset.preview, { credentials: "same-origin" });
-const preview = await answer.json();
+// A failed preview leaves the map empty, said as such, rather than stopping the script.
+const preview = answer.ok ? await answer.json() : { type: "FeatureCollection", features: [] };
+if (!answer.ok) root.dataset.mapError = String(answer.status);
 const layer = L.geoJSON(preview, {
   pointToLayer: (feature, latlng) => L.circleMarker(latlng, {
     radius: 6, color: colours[feature.properties.action], weight: 2, fillOpacity: 0.6,

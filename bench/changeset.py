@@ -171,7 +171,7 @@ def serve_stand_in():
             answering["seconds"] += time.perf_counter() - began
 
     @route("GET", r"/bench/stats")
-    def stats(api, match, query, body):
+    def stats(api, call):
         return 200, json.dumps(answering).encode(), "application/json"
 
     stand_in.answer = timed

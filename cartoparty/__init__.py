@@ -28,6 +28,7 @@ def create_app(config=None):
     )
     from . import config as settings
     from .extensions import csrf, db
+    from .osm import account as osm_account
     from .osm import changes_page as osm_changes
     from .osm import check as osm_check
     from .osm import matches
@@ -50,7 +51,8 @@ def create_app(config=None):
     csrf.init_app(app)
     errors.register(app)
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
-                   reviewmap, matches, osm_check, osm_changes, feedback, restitution, public, exports):
+                   reviewmap, matches, osm_check, osm_changes, osm_account, feedback, restitution,
+                   public, exports):
         app.register_blueprint(module.bp)
     walkers_api = {module.bp.name for module in (events, submissions, photos, feedback)}
 

@@ -20,7 +20,7 @@ from .auth import SLUG, hash_password
 from .errors import CartopartyError
 from .extensions import bind_migrations, db
 from .i18n import translate
-from .models import Event, Organiser, OsmSnapshot, Submission
+from .models import Event, Organiser, OsmSnapshot, OsmUpload, Submission
 from .osm import changes, conflate
 from .osm.changes import FORMATS as OSM_FORMATS
 from .osm.check import request_check
@@ -359,8 +359,7 @@ def _export_changes(event, fmt, target, max_changes, fetch):
     plan = changes.build(event, "cli", fetch=fetch)
     db.session.commit()
     if plan.base_error_detail:
-        detail = plan.base_error_detail
-        click.echo(f"warning: {translate('en', 'error.' + detail['code'], **detail['params'])}; "
+        click.echo(f"warning: {_detail_text(plan.base_error_detail)}; "
                    "only the JOSM file holds the modifies", err=True)
     for _, osm_type, osm_id, key, conflict in changes.unsettled_conflicts(event):
         click.echo(f"conflict left out: {osm_type}/{osm_id} {key}: OSM had {conflict['matched']!r} "
@@ -374,6 +373,61 @@ def _export_changes(event, fmt, target, max_changes, fetch):
         raise click.ClickException(f"cannot write {target}: {error.strerror or error}") from None
     for path, count in written:
         click.echo(f"{count} change(s) of {event.slug} written to {path}")
+
+
+@cli.command("upload")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("--dry-run", is_flag=True, help="Say what would be sent, send nothing.")
+@click.option("--as", "email", help="Send with this organiser's linked OSM account "
+              "(default: the token in OSM_ACCESS_TOKEN).")
+def upload_command(slug, dry_run, email):
+    """Upload the event's prepared OSM changes (conflicts settled), as the page's button does,
+    in the foreground; run again, it carries on from where its log says."""
+    from .osm import upload
+    from .osm.account import cli_token, token_for
+
+    event = _event(slug)
+    if dry_run:
+        for number, changeset in enumerate(changes.changesets(event), start=1):
+            creates = sum(change.action == "create" for change in changeset)
+            click.echo(f"changeset {number}: {len(changeset)} change(s), {creates} new")
+        pending = len(upload.pending_logs(event))
+        click.echo(f"{pending} changeset(s) of an earlier upload to finish; nothing sent")
+        return
+    if email:
+        organiser = db.session.scalar(db.select(Organiser).filter_by(email=email.strip().lower()))
+        if organiser is None:
+            raise click.ClickException(f"there is no organiser {email}")
+        token = token_for(organiser.id)
+    else:
+        token = cli_token()
+    if not token:
+        raise click.ClickException("no OSM token: set OSM_ACCESS_TOKEN, or --as EMAIL of an organiser "
+                                   "who linked their OSM account")
+    if upload.active_upload(event) is not None:
+        raise click.ClickException(f"an upload of {slug} is already queued or running")
+    plan = changes.plan_of(event)
+    if plan.built_at is None or plan.base != "api":
+        raise click.ClickException("prepare the changes first, with the OSM API reachable "
+                                   "(the OSM changes page, or 'cartoparty export osc')")
+    run = OsmUpload(event_id=event.id, requested_by="cli", status="queued", counts={})
+    db.session.add(run)
+    db.session.commit()
+    upload.run(run, token)
+    site = current_app.config["OSM_AUTH_URL"]
+    for changeset_id in upload.changesets_of(run):
+        click.echo(f"{site}/changeset/{changeset_id}")
+    if run.status == "paused":
+        click.echo(_detail_text(run.error_detail))
+    elif run.status == "stopped":
+        raise click.ClickException(_detail_text(run.error_detail))
+    else:
+        click.echo(f"upload of {slug} {run.status}")
+
+
+def _detail_text(detail):
+    """The English text of a stored error (CartopartyError.detail)."""
+    return translate("en", f"error.{detail['code']}", **detail["params"])
 
 
 @cli.command("demo")

@@ -15,6 +15,7 @@ OSM_ATTRIBUTION = ('&copy; <a href="https://www.openstreetmap.org/copyright">'
 # The main Overpass instance first, then a mirror.
 # The OSM API 0.6 root; the development server is https://master.apis.dev.openstreetmap.org/api/0.6
 OSM_API_URL = "https://api.openstreetmap.org/api/0.6"
+OSM_AUTH_URL = "https://www.openstreetmap.org"
 OVERPASS_URL = "https://overpass-api.de/api/interpreter,https://overpass.kumi.systems/api/interpreter"
 
 
@@ -70,6 +71,13 @@ def from_environment(instance_path):
         "OVERPASS_TIMEOUT": int(os.environ.get("OVERPASS_TIMEOUT", 60)),
         "OSM_API_URL": os.environ.get("OSM_API_URL", "").strip().rstrip("/") or OSM_API_URL,
         "OSM_API_TIMEOUT": int(os.environ.get("OSM_API_TIMEOUT", 30)),
+        # OAuth 2.0 with openstreetmap.org (or the development server): the application
+        # registered there, and the site it lives on (/oauth2/authorize, /oauth2/token).
+        "OSM_OAUTH_CLIENT_ID": os.environ.get("OSM_OAUTH_CLIENT_ID", ""),
+        "OSM_OAUTH_CLIENT_SECRET": os.environ.get("OSM_OAUTH_CLIENT_SECRET", ""),
+        "OSM_AUTH_URL": os.environ.get("OSM_AUTH_URL", "").strip().rstrip("/") or OSM_AUTH_URL,
+        # Encrypts the OSM tokens at rest (a Fernet key); derived from SECRET_KEY when unset.
+        "OSM_TOKEN_KEY": os.environ.get("OSM_TOKEN_KEY", ""),
         # The deployment's public address, for the changesets' `host` tag (none when unset).
         "PUBLIC_URL": os.environ.get("PUBLIC_URL", "").strip().rstrip("/"),
     }

@@ -64,12 +64,14 @@ def _in_app_context(function):
     return task
 
 
-def defer(name, **kwargs):
+def defer(name, schedule_at=None, **kwargs):
     """Queue the job `name` with JSON `kwargs` in the session's transaction (it is there once
-    the caller commits, and gone if it rolls back); return the job's id."""
+    the caller commits, and gone if it rolls back), to run at once or from `schedule_at`;
+    return the job's id."""
     # procrastinate writes on the session's own psycopg connection: nothing half-written.
     connection = db.session.connection().connection.driver_connection
-    return queue(current_app).configure_task(name, connection=connection).defer(**kwargs)
+    return queue(current_app).configure_task(name, connection=connection,
+                                             schedule_at=schedule_at).defer(**kwargs)
 
 
 def run_worker(app, wait=True, signals=True, **options):

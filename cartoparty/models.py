@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Table,
@@ -201,6 +202,14 @@ class Submission(db.Model):
     # The transaction that last wrote the row (set by a trigger on update): walkers' phones ask
     # for what changed since a snapshot of theirs (see walkersync.py).
     changed_xid = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
+    # Where the point is in OpenStreetMap once uploaded (osm/upload.py): the element, its
+    # version after our change, the changeset, and the submission's version that was sent.
+    osm_type: Mapped[str | None] = mapped_column(String(8))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    osm_version: Mapped[int | None] = mapped_column(Integer)
+    osm_changeset: Mapped[int | None] = mapped_column(BigInteger)
+    uploaded_version: Mapped[int | None] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     photos = relationship("Photo", back_populates="submission", order_by="Photo.id",
                           cascade="all, delete-orphan", passive_deletes=True)
@@ -469,4 +478,75 @@ class OsmChange(db.Model):
     __table_args__ = (
         CheckConstraint("action IN ('create', 'modify', 'held')", name="osm_change_action"),
         Index("osm_change_event_key", "event_id", "key", unique=True),
+    )
+
+
+class OsmAccount(db.Model):
+    """An organiser's linked OpenStreetMap account (osm/account.py): who they are on OSM and
+    their OAuth 2.0 token, encrypted at rest; deleted when they unlink it."""
+
+    organiser_id: Mapped[int] = mapped_column(ForeignKey("organiser.id", ondelete="CASCADE"),
+                                              primary_key=True)
+    osm_uid: Mapped[int] = mapped_column(BigInteger)
+    display_name: Mapped[str] = mapped_column(String(255))
+    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    scopes: Mapped[str] = mapped_column(String(200))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OsmUpload(db.Model):
+    """An upload of an event's plan of changes to OSM, run as a job (osm/upload.py): its state,
+    progress, and why it paused (the hourly limit) or stopped."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    # Whose OSM account sends it; none when the CLI uses OSM_ACCESS_TOKEN.
+    organiser_id: Mapped[int | None] = mapped_column(ForeignKey("organiser.id", ondelete="SET NULL"))
+    requested_by: Mapped[str] = mapped_column(String(300))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="queued", server_default="queued")
+    step: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    resume_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error_detail: Mapped[dict | None] = mapped_column(JSONB)
+    counts: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'paused', 'stopped', 'done', 'failed')",
+                        name="osm_upload_status"),
+        # One upload at a time per event, however many organisers press the button.
+        Index("osm_upload_one_active", "event_id", unique=True,
+              postgresql_where=text("status IN ('queued', 'running', 'paused')")),
+    )
+
+
+class OsmChangesetLog(db.Model):
+    """One changeset of an upload, written before anything is sent (osm/upload.py): the changes
+    it holds and the payload's digest, then OSM's changeset id and what OSM applied, so that a
+    run cut at any step reads back instead of sending twice."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("osm_upload.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    # The plan's items (osm_change rows, copied: a later plan replaces those rows).
+    changes: Mapped[list] = mapped_column(JSONB)
+    tags: Mapped[dict] = mapped_column(JSONB)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    # Placeholder id → the change's key, for creates.
+    placeholders: Mapped[dict] = mapped_column(JSONB)
+    changeset_id: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(10), default="planned", server_default="planned")
+    # What OSM applied: {change key: [osm_type, osm_id, new_version]}.
+    applied: Mapped[dict | None] = mapped_column(JSONB)
+    error_detail: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("state IN ('planned', 'opened', 'sending', 'applied', 'closed', 'failed')",
+                        name="osm_changeset_log_state"),
+        Index("osm_changeset_log_upload", "upload_id", "id"),
     )

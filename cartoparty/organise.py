@@ -285,5 +285,7 @@ def review_page(event, organiser):
              "timezone": current_app.config["TIMEZONE"],
              "teams": [{"id": team.id, "name": team.name} for team in event.teams],
              "tiles": {"url": current_app.config["TILE_URL"],
-                       "attribution": current_app.config["TILE_ATTRIBUTION"]}}
+                       "attribution": current_app.config["TILE_ATTRIBUTION"]},
+             # The OSM site the elements are on (the development server's, when set so).
+             "osm_site": current_app.config["OSM_AUTH_URL"]}
     return render("organise/review.html", event=event, state=state)

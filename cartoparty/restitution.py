@@ -19,6 +19,7 @@ from .errors import Invalid, NotFound
 from .extensions import db
 from .i18n import language
 from .organise import render
+from .osm.upload import uploaded_counts
 from .presets import all_presets
 from .walker import LEAFLET_VERSION
 
@@ -159,6 +160,7 @@ def figures(event, zone):
         "by_participant": by_participant,
         "timeline": _timeline(event, zone),
         "reasons": db.session.execute(REASONS, {"event_id": event.id}).mappings().all(),
+        "uploaded": uploaded_counts(event),
     }
 
 
@@ -191,7 +193,8 @@ def page(slug):
     response = current_app.make_response(render_template(
         "restitution/page.html", event=event, preview=preview, figures=figures(event, zone),
         state=map_state(event), presets=all_presets(), tz=zone,
-        leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}", max_map_points=MAX_MAP_POINTS))
+        leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}", max_map_points=MAX_MAP_POINTS,
+        osm_site=current_app.config["OSM_AUTH_URL"]))
     # Publishing and unpublishing take effect at once; a preview is for its organisers only.
     response.headers["Cache-Control"] = "private, no-store" if preview else "no-cache"
     return response

@@ -273,3 +273,31 @@ def test_export_osc_without_the_osm_api_fails_in_one_line(runner, surveyed_party
 def test_export_osc_refuses_bad_arguments(runner, event, arguments, message):
     result = runner.invoke(cli, arguments)
     assert result.exit_code != 0 and message in result.output
+
+
+def test_upload_sends_the_prepared_changes_with_the_token_of_the_environment(
+        runner, surveyed_party, osm_api, app, monkeypatch):
+    monkeypatch.setitem(app.config, "OSM_READBACK_DELAY", 0)
+    osm_api.add_account("cli-token", display_name="Camille", hourly_limit=10_000)
+    from cartoparty.osm import changes
+
+    changes.build(surveyed_party, "cli")
+    db.session.commit()
+    dry = runner.invoke(cli, ["upload", "--event", surveyed_party.slug, "--dry-run"])
+    assert dry.exit_code == 0 and "changeset 1: 3 change(s), 3 new" in dry.output
+    assert not [c for c in osm_api.calls if c[0] in ("PUT", "POST")]
+    monkeypatch.setenv("OSM_ACCESS_TOKEN", "cli-token")
+    result = runner.invoke(cli, ["upload", "--event", surveyed_party.slug])
+    assert result.exit_code == 0, result.output
+    (changeset,) = list(osm_api.changesets)
+    assert f"https://www.openstreetmap.org/changeset/{changeset}" in result.output
+    assert "upload of party done" in result.output
+    again = runner.invoke(cli, ["upload", "--event", surveyed_party.slug])
+    assert again.exit_code == 0 and list(osm_api.changesets) == [changeset]
+
+
+def test_upload_without_a_token_fails_in_one_line(runner, surveyed_party, monkeypatch):
+    monkeypatch.delenv("OSM_ACCESS_TOKEN", raising=False)
+    result = runner.invoke(cli, ["upload", "--event", surveyed_party.slug])
+    assert result.exit_code == 1 and "no OSM token" in result.output
+    assert len(result.output.strip().splitlines()) == 1

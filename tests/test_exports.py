@@ -216,7 +216,7 @@ def test_gpkg_has_one_wgs84_layer_per_preset_with_its_fields(event, points, tmp_
     assert info["features"] == 2
     assert list(info["fields"]) == ["id", "client_id", "observed_at", "note", "accuracy_m", "leaf_type",
                                     "leaf_cycle", "genus", "species", "denotation", "height",
-                                    "circumference", "other_tags"]
+                                    "circumference", "other_tags", "osm"]
     assert dict(zip(info["fields"], info["dtypes"], strict=True))["height"] == "float64"
     assert info["dataset_metadata"] == {"LICENCE": "ODbL-1.0", "ATTRIBUTION": exports.licence(
         event, "gpkg")["attribution"]}

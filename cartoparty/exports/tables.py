@@ -47,7 +47,8 @@ def _feature(point):
             "properties": {"id": point["id"], "client_id": point["client_id"],
                            "preset": point["preset"], "tags": point["tags"],
                            "observed_at": point["observed_at"].isoformat(), "note": point["note"],
-                           "accuracy_m": point["accuracy"], "photos": point["photos"]}}
+                           "accuracy_m": point["accuracy"], "photos": point["photos"],
+                           "osm": point["osm"]}}
 
 
 def write_geojson(event, path, lang):
@@ -71,14 +72,15 @@ def write_csv(event, path, lang):
     count = 0
     with open(path, "w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["id", "preset", "lat", "lon", "observed_at", "note", *keys, "other_tags"])
+        writer.writerow(["id", "preset", "lat", "lon", "observed_at", "note", *keys, "other_tags",
+                         "osm"])
         for point in approved_points(event):
             count += 1
             tags = point["tags"]
             writer.writerow(safe_cell(value) for value in [
                 point["id"], point["preset"], coordinate(point["lat"]), coordinate(point["lon"]),
                 point["observed_at"].isoformat(), point["note"], *(tags.get(key, "") for key in keys),
-                other_tags(tags, keys, known.get(point["preset"]))])
+                other_tags(tags, keys, known.get(point["preset"])), point["osm"] or ""])
     return count
 
 
@@ -118,6 +120,7 @@ def _layer(points, preset):
         values = [point["tags"].get(key) for point in points]
         columns[key] = _numbers(values) if key in numbers else _texts(values)
     columns["other_tags"] = _texts(other_tags(point["tags"], keys, preset) for point in points)
+    columns["osm"] = _texts(point["osm"] for point in points)
     return columns
 
 

@@ -6,6 +6,7 @@ beside the reads. Answers are parsed with defusedxml: the API's XML comes from t
 """
 
 import functools
+import json
 import logging
 import math
 import urllib.error
@@ -173,7 +174,7 @@ def _element(xml):
 
 
 @functools.cache
-def _user_agent():
+def user_agent():
     """cartoparty/<installed version>, as the OSM API's usage policy asks clients to say who they are."""
     try:
         return f"cartoparty/{metadata.version('cartoparty')}"
@@ -188,7 +189,7 @@ def _request(method, url, timeout, data=None, content_type=None, token=None):
         raise ValueError(f"the OSM API URL must be http(s), not {_safe(url)!r}")
     # No X-Error-Format: xml, with which the API reports errors as HTTP 200.
     request = urllib.request.Request(url, data=data, method=method,  # noqa: S310 (scheme checked)
-                                     headers={"User-Agent": _user_agent()})
+                                     headers={"User-Agent": user_agent()})
     if content_type:
         request.add_header("Content-Type", content_type)
     if token:
@@ -221,3 +222,80 @@ def _reason(error):
 def _safe(url):
     """url without its query string: short enough for a message (a multi-fetch lists 700 ids)."""
     return urlsplit(url)._replace(query="", fragment="").geturl()
+
+
+# Changesets: each call below is one request; the upload code (osm/upload.py) decides what a
+# failure means, and never sends an upload twice without reading back first.
+
+def _changeset_xml(tags):
+    from xml.sax.saxutils import quoteattr
+
+    lines = "".join(f"<tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items())
+    return f'<osm><changeset version="0.6" generator="{user_agent()}">{lines}</changeset></osm>'
+
+
+def create_changeset(api_url, token, tags, timeout=30):
+    """Open a changeset with `tags`; its id."""
+    body = _request("PUT", f"{api_url.rstrip('/')}/changeset/create", timeout,
+                    data=_changeset_xml(tags).encode("utf-8"), content_type="text/xml", token=token)
+    try:
+        return int(body.strip())
+    except ValueError:
+        raise OsmApiError("osm_api_bad_answer", url=f"{api_url}/changeset/create") from None
+
+
+def upload(api_url, token, changeset_id, osc, timeout=120):
+    """POST one osmChange (bytes) to the changeset; the diffResult as
+    {(osm_type, old_id): (new_id, new_version)}."""
+    url = f"{api_url.rstrip('/')}/changeset/{int(changeset_id)}/upload"
+    body = _request("POST", url, timeout, data=osc, content_type="text/xml", token=token)
+    try:
+        root = ElementTree.fromstring(body)
+        if root.tag != "diffResult":
+            raise ValueError(root.tag)
+        return {(item.tag, int(item.attrib["old_id"])): (int(item.attrib["new_id"]),
+                                                         int(item.attrib["new_version"]))
+                for item in root if item.tag in OSM_TYPES and "new_id" in item.attrib}
+    except (ElementTree.ParseError, DefusedXmlException, ValueError, KeyError):
+        raise OsmApiError("osm_api_bad_answer", url=_safe(url)) from None
+
+
+def close_changeset(api_url, token, changeset_id, timeout=30):
+    _request("PUT", f"{api_url.rstrip('/')}/changeset/{int(changeset_id)}/close", timeout,
+             token=token)
+
+
+def changeset_state(api_url, token, changeset_id, timeout=30):
+    """(open, changes_count) of a changeset, as the API says now."""
+    url = f"{api_url.rstrip('/')}/changeset/{int(changeset_id)}"
+    body = _request("GET", url, timeout, token=token)
+    try:
+        changeset = ElementTree.fromstring(body).find("changeset")
+        return (changeset.attrib.get("open") == "true",
+                int(changeset.attrib.get("changes_count", 0)))
+    except (ElementTree.ParseError, DefusedXmlException, AttributeError, ValueError):
+        raise OsmApiError("osm_api_bad_answer", url=_safe(url)) from None
+
+
+def changeset_elements(api_url, token, changeset_id, timeout=60):
+    """What a changeset made, from its download: [(action, Element)] with real ids."""
+    url = f"{api_url.rstrip('/')}/changeset/{int(changeset_id)}/download"
+    body = _request("GET", url, timeout, token=token)
+    try:
+        root = ElementTree.fromstring(body)
+        return [(block.tag, _element(item)) for block in root
+                if block.tag in ("create", "modify", "delete")
+                for item in block if item.tag in OSM_TYPES]
+    except (ElementTree.ParseError, DefusedXmlException, ValueError, KeyError):
+        raise OsmApiError("osm_api_bad_answer", url=_safe(url)) from None
+
+
+def user_details(api_url, token, timeout=30):
+    """(uid, display_name) of the token's account."""
+    url = f"{api_url.rstrip('/')}/user/details.json"
+    body = _request("GET", url, timeout, token=token)
+    try:
+        user = json.loads(body)["user"]
+        return int(user["id"]), str(user["display_name"])
+    except (ValueError, KeyError, TypeError):
+        raise OsmApiError("osm_api_bad_answer", url=_safe(url)) from None

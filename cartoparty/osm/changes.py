@@ -49,13 +49,21 @@ POINTS = text("""
     SELECT s.id, s.status, s.preset, ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, s.tags,
            s.observed_at, m.outcome, m.osm_type, m.osm_id, m.tag_diff, m.duplicate_of_id,
            o.version AS stored_version, o.tags AS stored_tags,
-           ST_Y(o.geom) AS stored_lat, ST_X(o.geom) AS stored_lon
+           ST_Y(o.geom) AS stored_lat, ST_X(o.geom) AS stored_lon,
+           s.version, s.uploaded_version, s.osm_type AS uploaded_type, s.osm_id AS uploaded_id,
+           s.osm_version AS uploaded_osm_version
     FROM submission s
     LEFT JOIN match m ON m.submission_id = s.id
     LEFT JOIN osm_element o ON o.event_id = s.event_id AND o.osm_type = m.osm_type
                            AND o.osm_id = m.osm_id
     WHERE s.event_id = :event_id
     ORDER BY s.id
+""")
+# Points in a changeset being uploaded (osm/upload.py): the log holds them, not the plan.
+IN_FLIGHT = text("""
+    SELECT DISTINCT CAST(jsonb_array_elements_text(c -> 'submission_ids') AS bigint)
+    FROM osm_changeset_log l, jsonb_array_elements(l.changes) AS c
+    WHERE l.event_id = :event_id AND l.state IN ('planned', 'opened', 'sending', 'applied')
 """)
 COLUMNS = ("event_id", "key", "action", "osm_type", "osm_id", "base_version", "lat", "lon",
            "tags_before", "tags_after", "diff", "conflicts", "element", "submission_ids",
@@ -65,13 +73,12 @@ TYPES = ("int4", "text", "text", "text", "int8", "int4", "float8", "float8", "js
 
 
 def plan_of(event):
-    """The event's plan settings, made with the defaults when it has none yet."""
+    """The event's plan and settings; the defaults, not yet stored, when it has none (a page
+    that only reads stores nothing)."""
     plan = db.session.get(OsmPlan, event.id)
     if plan is None:
         plan = OsmPlan(event_id=event.id, comment="", hashtags=default_hashtags(event),
                        wiki_page="", mark_checked=False, max_changes=1000, max_size=0.05)
-        db.session.add(plan)
-        db.session.flush()
     return plan
 
 
@@ -169,7 +176,11 @@ def _modify(point, current, wanted, check_date, radius, before):
     if current is None or not current.visible:
         return _held(point, "osm_deleted", osm_type=point["osm_type"], osm_id=point["osm_id"])
     settled = before["conflicts"] if before else {}
-    after, conflicts = merge(walker_base(wanted, point["tag_diff"]), current.tags, wanted, settled)
+    matched = walker_base(wanted, point["tag_diff"])
+    if "uploaded_version" in (point["tag_diff"] or {}):
+        ours = current.version == point["tag_diff"]["uploaded_version"]
+        matched = {key: current.tags.get(key) if ours else None for key in wanted}
+    after, conflicts = merge(matched, current.tags, wanted, settled)
     # A newer check by someone else stands; ours replaces an older one.
     if check_date and after.get("check_date", "") < check_date:
         after["check_date"] = check_date
@@ -216,8 +227,12 @@ def build(event, actor, fetch=True):
     from the OSM API first (unless `fetch` is false); keep the organiser's choices (conflicts
     settled, items held) where they still apply. Returns the plan; the caller commits."""
     plan = plan_of(event)
+    db.session.add(plan)
     presets = current_app.extensions["cartoparty.presets"]
     points = db.session.execute(POINTS, {"event_id": event.id}).mappings().all()
+    in_flight = set(db.session.scalars(IN_FLIGHT, {"event_id": event.id}))
+    points = [_after_upload(p) for p in points if p["id"] not in in_flight
+              and (p["uploaded_version"] is None or p["version"] != p["uploaded_version"])]
     refs = {(p["osm_type"], p["osm_id"]) for p in points if p["status"] == "approved" and (
         p["outcome"] == "update" or (p["outcome"] == "existing" and plan.mark_checked))}
     plan.base, plan.base_error_detail, elements = "stored", None, None
@@ -238,6 +253,20 @@ def build(event, actor, fetch=True):
     _store(event, items)
     plan.built_at, plan.built_by = datetime.now(UTC), actor
     return plan
+
+
+def _after_upload(point):
+    """A point corrected after it was uploaded is a modify of the element it became; the point
+    itself is what the organiser approved. While OSM's element is still at the version our upload
+    made, its tags are ours to change; after someone else's edit, any tag they hold that differs
+    is a conflict."""
+    if point["uploaded_version"] is None:
+        return point
+    point = dict(point)
+    point.update(outcome="update", osm_type=point["uploaded_type"], osm_id=point["uploaded_id"],
+                 stored_version=None, stored_lat=None, stored_lon=None,
+                 tag_diff={"added": {}, "changed": {}, "uploaded_version": point["uploaded_osm_version"]})
+    return point
 
 
 def _fetch(refs):
@@ -443,6 +472,7 @@ def update_settings(plan, form):
     plan.comment, plan.hashtags, plan.wiki_page = comment, hashtags, wiki
     plan.mark_checked = form.get("mark_checked") in ("on", "1", "true", True)
     plan.max_changes, plan.max_size = max_changes, max_size
+    db.session.add(plan)
     full = full_comment(plan, plan.comment or "x")
     if len(full) > 255:
         raise Invalid("comment_too_long", field="comment", max=255)

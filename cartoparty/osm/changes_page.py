@@ -16,7 +16,7 @@ from ..extensions import db
 from ..i18n import language
 from ..models import Event
 from ..organise import render
-from . import changes
+from . import changes, upload
 
 bp = Blueprint("osmchanges", __name__, url_prefix="/organise")
 
@@ -75,7 +75,22 @@ def josm_url(event, plan, number):
     return f"{JOSM_REMOTE}?{query}&url={quote(file_url, safe='')}"
 
 
-def _page(event, status=200, error=None):
+def _upload_context(event, organiser):
+    from ..models import OsmUpload
+    from .account import account_of
+
+    last = db.session.scalar(db.select(OsmUpload).where(OsmUpload.event_id == event.id)
+                             .order_by(OsmUpload.id.desc()).limit(1))
+    return {"osm_account": account_of(organiser.id),
+            "oauth_configured": bool(current_app.config["OSM_OAUTH_CLIENT_ID"]),
+            "last_upload": last, "uploaded": upload.uploaded_counts(event),
+            "upload_changesets": upload.changesets_of(last) if last else [],
+            "osm_site": current_app.config["OSM_AUTH_URL"],
+            # The page follows an upload: often while it runs, now and then while it waits.
+            "refresh": {"queued": 5, "running": 5, "paused": 60}.get(last.status) if last else None}
+
+
+def _page(event, organiser, status=200, error=None):
     plan = changes.plan_of(event)
     lang = language()
     counts = changes.summary(event)
@@ -93,9 +108,8 @@ def _page(event, status=200, error=None):
     box = db.session.execute(text(
         "SELECT ST_YMin(zone), ST_XMin(zone), ST_YMax(zone), ST_XMax(zone) FROM event WHERE id = :id"),
         {"id": event.id}).one()
-    db.session.commit()  # the plan's settings row, made on first visit
     return render("organise/osm_changes.html", status, event=event, plan=plan, counts=counts,
-                  bounds=[[box[0], box[1]], [box[2], box[3]]],
+                  bounds=[[box[0], box[1]], [box[2], box[3]]], **_upload_context(event, organiser),
                   sections=sections, changesets=sets, stale=stale, error=error,
                   shown_at_most=SHOWN_AT_MOST, position=changes.POSITION)
 
@@ -103,44 +117,50 @@ def _page(event, status=200, error=None):
 @bp.get("/<slug>/osm-changes")
 @event_organiser_required
 def page(event, organiser):
-    return _page(event)
+    return _page(event, organiser)
 
 
-def _act(event, action):
+def _act(event, organiser, action):
     """Run a change of the plan from a form; on a refusal show the page with the reason."""
     try:
         action()
         db.session.commit()
     except CartopartyError as error:
         db.session.rollback()
-        return _page(event, error.status, error.text(language()))
+        return _page(event, organiser, error.status, error.text(language()))
     return redirect(url_for("osmchanges.page", slug=event.slug, _anchor=request.form.get("back", "")))
 
 
 @bp.post("/<slug>/osm-changes/build")
 @event_organiser_required
 def build(event, organiser):
-    return _act(event, lambda: changes.build(event, organiser.email))
+    return _act(event, organiser, lambda: changes.build(event, organiser.email))
 
 
 @bp.post("/<slug>/osm-changes/settings")
 @event_organiser_required
 def settings(event, organiser):
-    return _act(event, lambda: changes.update_settings(changes.plan_of(event), request.form))
+    return _act(event, organiser, lambda: changes.update_settings(changes.plan_of(event), request.form))
 
 
 @bp.post("/<slug>/osm-changes/<int:change_id>/settle")
 @event_organiser_required
 def settle(event, organiser, change_id):
-    return _act(event, lambda: changes.settle(event, change_id, request.form.get("key", ""),
+    return _act(event, organiser, lambda: changes.settle(event, change_id, request.form.get("key", ""),
                                               request.form.get("choice"), organiser.email))
 
 
 @bp.post("/<slug>/osm-changes/<int:change_id>/hold")
 @event_organiser_required
 def hold(event, organiser, change_id):
-    return _act(event, lambda: changes.hold(event, change_id, request.form.get("held") == "1",
+    return _act(event, organiser, lambda: changes.hold(event, change_id, request.form.get("held") == "1",
                                             organiser.email))
+
+
+@bp.post("/<slug>/osm-changes/upload")
+@event_organiser_required
+def start_upload(event, organiser):
+    return _act(event, organiser, lambda: upload.request_upload(event, organiser, organiser.email))
 
 
 @bp.get("/<slug>/osm-changes/<int:number>.osc")

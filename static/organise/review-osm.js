@@ -20,7 +20,8 @@ const LAYER_FROM_ZOOM = 16;
 const POLL_MS = 2000;
 const busy = (check) => check && (check.status === "queued" || check.status === "running");
 
-export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail }) {
+export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail,
+                            site = "https://www.openstreetmap.org" }) {
   const $ = (selector) => document.querySelector(selector);
   const at = (iso) => when.dateTime(iso);
   const coloured = (outcome) => `color: ${OUTCOME_COLOURS[outcome]}`;
@@ -53,9 +54,9 @@ export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail }
 
   function osmLink(type, id) {
     return element("a", {
-      href: `https://www.openstreetmap.org/${encodeURIComponent(type)}/${encodeURIComponent(id)}`,
+      href: `${site}/${encodeURIComponent(type)}/${encodeURIComponent(id)}`,
       target: "_blank", rel: "noopener noreferrer", class: "osm-link",
-      text: `${type}/${id} — openstreetmap.org`,
+      text: `${type}/${id} — ${new URL(site).host}`,
     });
   }
 
@@ -284,6 +285,11 @@ export function createOsm({ map, base, call, t, when, bbox, onChange, onDetail }
     const match = submission.osm_match;
     const section = element("section", { class: "osm-match", id: "osm-match" },
       element("h3", { text: t("osm_match") }));
+    if (submission.in_osm_id) {
+      // Uploaded: the point is this element of OpenStreetMap now.
+      section.append(element("p", { class: "in-osm", id: "in-osm" }, t("osm_uploaded_as"), " ",
+        osmLink(submission.in_osm_type, submission.in_osm_id)));
+    }
     if (!match) {
       section.append(element("p", { class: "hint", text: t("osm_not_checked") }));
     } else {

@@ -69,7 +69,7 @@ map.fitBounds(zone.getBounds());
 const layer = L.layerGroup().addTo(map);
 let moving = null;
 const osm = createOsm({
-  map, base, call, t, when, bbox, onChange: () => refresh(),
+  map, base, call, t, when, bbox, onChange: () => refresh(), site: state.osm_site,
   onDetail: (detail, message) => { selected = detail; showDetail(message); },
 });
 

@@ -24,8 +24,9 @@ def shifted(east_m=0.0, north_m=0.0):
     return LAT + north_m / 111_320, LON + east_m / (111_320 * math.cos(math.radians(LAT)))
 
 
-@pytest.fixture
-def party():
+@pytest.fixture(name="party")
+def party_fixture():
+    """An event with trees, benches and defibrillators, and one walker: (event, walker)."""
     event = make_event("osm-changes", presets=("tree", "bench", "defibrillator"))
     walker = Participant(event_id=event.id, pseudonym="Camille", token_hash=uuid.uuid4().hex * 2,
                          consented_at=db.func.now())

@@ -255,6 +255,12 @@ def build_and_write(event_id, folder, child):
 
     event = db.session.get(Event, event_id)
     child_cpu = process_cpu_seconds(child.pid)
+    profile = None
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     began = time.perf_counter()
     with timing(changes, "_fetch", {"seconds": 0.0}) as fetching:
         plan = changes.build(event, "bench")
@@ -266,6 +272,11 @@ def build_and_write(event_id, folder, child):
     began = time.perf_counter()
     written = write_plan(event, "osc", Path(folder) / "changes.osc", "en")
     wrote = time.perf_counter() - began
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
     return {"build": built, "fetch": fetching["seconds"], "write": wrote, "child_cpu": child_cpu,
             "written": written, "summary": changes.summary(event)}
 

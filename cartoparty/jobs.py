@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 TASKS = {}
 
 
-def task(name):
-    """Register the decorated function as the job `name`; the worker runs it in an app context."""
+def task(name, retry=None):
+    """Register the decorated function as the job `name`; the worker runs it in an app context.
+    `retry`, if given, makes procrastinate's retry strategy when the queue is built (so that
+    procrastinate is imported only then)."""
 
     def register(function):
-        TASKS[name] = function
+        TASKS[name] = (function, retry)
         return function
 
     return register
@@ -46,8 +48,9 @@ def queue(app):
 
         built = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=conninfo(app.config["SQLALCHEMY_DATABASE_URI"]), min_size=1, max_size=4))
-        for name, function in TASKS.items():
-            built.task(name=name, pass_context=True)(_in_app_context(function))
+        for name, (function, retry) in TASKS.items():
+            built.task(name=name, pass_context=True, retry=retry() if retry else False)(
+                _in_app_context(function))
         # Two first requests at once build two: both keep the one stored first.
         app.extensions.setdefault(EXTENSION, built)
     return app.extensions[EXTENSION]
@@ -64,14 +67,12 @@ def _in_app_context(function):
     return task
 
 
-def defer(name, schedule_at=None, **kwargs):
+def defer(name, **kwargs):
     """Queue the job `name` with JSON `kwargs` in the session's transaction (it is there once
-    the caller commits, and gone if it rolls back), to run at once or from `schedule_at`;
-    return the job's id."""
+    the caller commits, and gone if it rolls back); return the job's id."""
     # procrastinate writes on the session's own psycopg connection: nothing half-written.
     connection = db.session.connection().connection.driver_connection
-    return queue(current_app).configure_task(name, connection=connection,
-                                             schedule_at=schedule_at).defer(**kwargs)
+    return queue(current_app).configure_task(name, connection=connection).defer(**kwargs)
 
 
 def run_worker(app, wait=True, signals=True, **options):

@@ -530,8 +530,9 @@ class OsmChangesetLog(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     upload_id: Mapped[int] = mapped_column(ForeignKey("osm_upload.id", ondelete="CASCADE"))
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
-    # The plan's items (osm_change rows, copied: a later plan replaces those rows).
-    changes: Mapped[list] = mapped_column(JSONB)
+    # The plan's items (osm_change rows, copied: a later plan replaces those rows); read only
+    # when used (a thousand changes, and the row is read again after each step's commit).
+    changes: Mapped[list] = mapped_column(JSONB, deferred=True)
     tags: Mapped[dict] = mapped_column(JSONB)
     payload_sha256: Mapped[str] = mapped_column(String(64))
     # Placeholder id → the change's key, for creates.

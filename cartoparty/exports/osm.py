@@ -21,7 +21,7 @@ def write_plan(event, fmt, target, lang, max_changes=None):
     if fmt == "osm-preview":
         sets = [changes.ready_changes(event)]
     else:
-        sets = changes.changesets(event, plan, max_changes)
+        sets = changes.changesets(event, plan, max_changes, diff=False)
     written = []
     for number, changeset in enumerate(sets, start=1):
         path = numbered(target, number, len(sets))

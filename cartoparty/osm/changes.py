@@ -56,9 +56,53 @@ POINTS = text("""
     LEFT JOIN match m ON m.submission_id = s.id
     LEFT JOIN osm_element o ON o.event_id = s.event_id AND o.osm_type = m.osm_type
                            AND o.osm_id = m.osm_id
-    WHERE s.event_id = :event_id
+    WHERE s.event_id = :event_id AND s.status = 'approved' AND s.id <> ALL(:in_flight)
+      AND ((s.uploaded_version IS NULL AND (m.outcome = 'update' OR (m.outcome = 'existing' AND :checked)))
+           OR (s.uploaded_version IS NOT NULL AND s.version <> s.uploaded_version))
     ORDER BY s.id
 """)
+# Every other item, made where the data is: a create for each new point (the preset's tags and
+# the walker's, where the walker stood), and the points held back with their reason.
+CREATES_AND_HELD = text("""
+    WITH points AS MATERIALIZED (  -- the tag check once per point, not once per use
+        SELECT s.id, s.status, s.tags, ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, m.outcome,
+               m.osm_type, m.osm_id, m.duplicate_of_id,
+               (SELECT t.key FROM jsonb_each_text(s.tags) AS t
+                WHERE length(t.key) > :max OR length(t.value) > :max OR t.key ~ :not_xml
+                   OR t.value ~ :not_xml ORDER BY t.key LIMIT 1) AS unwritable
+        FROM submission s LEFT JOIN match m ON m.submission_id = s.id
+        WHERE s.event_id = :event_id AND s.id <> ALL(:in_flight) AND s.uploaded_version IS NULL
+          AND (s.status = 'pending' OR (s.status = 'approved'
+               AND (m.outcome IS NULL OR m.outcome IN ('new', 'ambiguous', 'duplicate'))))
+    ), items AS (
+        SELECT p.*, p.status = 'approved' AND p.outcome = 'new' AND p.unwritable IS NULL AS creates
+        FROM points p
+    )
+    INSERT INTO osm_change (event_id, key, action, osm_type, osm_id, base_version, lat, lon,
+                            tags_before, tags_after, diff, conflicts, element, submission_ids,
+                            reason, held_by)
+    SELECT :event_id, CASE WHEN i.creates THEN 'create/' ELSE 'held/' END || i.id,
+           CASE WHEN i.creates THEN 'create' ELSE 'held' END,
+           CASE WHEN i.creates THEN 'node' ELSE i.osm_type END,
+           CASE WHEN i.creates THEN NULL ELSE i.osm_id END, NULL, i.lat, i.lon, '{}', i.tags,
+           CASE WHEN i.creates THEN (
+               SELECT coalesce(jsonb_agg(jsonb_build_object('key', t.key, 'before', NULL,
+                                                            'after', t.value) ORDER BY t.key), '[]')
+               FROM jsonb_each_text(i.tags) AS t) ELSE '[]' END,
+           '{}', NULL, ARRAY[i.id],
+           CASE WHEN i.creates THEN NULL
+                WHEN i.status = 'pending' THEN '{"code": "not_reviewed"}'
+                WHEN i.outcome IS NULL THEN '{"code": "not_matched"}'
+                WHEN i.outcome <> 'new' THEN jsonb_build_object('code', i.outcome, 'of', i.duplicate_of_id)
+                ELSE jsonb_build_object('code', 'tags_unwritable', 'key', left(i.unwritable, 60),
+                                        'max', :max) END,
+           CASE WHEN i.creates THEN h.held_by END
+    FROM items i LEFT JOIN unnest(CAST(:held_keys AS text[]), CAST(:held_by AS text[])) AS h(key, held_by)
+         ON h.key = 'create/' || i.id
+""")
+# What XML 1.0 cannot carry, as a PostgreSQL regular expression (its text has no NUL, nor
+# lone surrogates): osmchange.NOT_XML's class.
+NOT_XML_SQL = "[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 # Points in a changeset being uploaded (osm/upload.py): the log holds them, not the plan.
 IN_FLIGHT = text("""
     SELECT DISTINCT CAST(jsonb_array_elements_text(c -> 'submission_ids') AS bigint)
@@ -152,16 +196,6 @@ def _held(point, code, **params):
             "reason": {"code": code, **params}, "held_by": None}
 
 
-def _create(point):
-    tags = point["tags"]
-    if (key := unwritable(tags)) is not None:
-        return _held(point, "tags_unwritable", key=key[:60], max=LIMITS["value_length"])
-    return {"key": f"create/{point['id']}", "action": "create", "osm_type": "node",
-            "osm_id": None, "base_version": None, "lat": point["lat"], "lon": point["lon"],
-            "tags_before": {}, "tags_after": tags, "diff": tag_diff({}, tags), "conflicts": {},
-            "element": None, "submission_ids": [point["id"]], "reason": None, "held_by": None}
-
-
 def metres(lat1, lon1, lat2, lon2):
     """Distance on a sphere of the Earth's mean radius: plenty for a few metres to a few km."""
     phi1, phi2 = math.radians(lat1), math.radians(lat2)
@@ -228,13 +262,12 @@ def build(event, actor, fetch=True):
     settled, items held) where they still apply. Returns the plan; the caller commits."""
     plan = plan_of(event)
     db.session.add(plan)
+    no_jit()
     presets = current_app.extensions["cartoparty.presets"]
-    points = db.session.execute(POINTS, {"event_id": event.id}).mappings().all()
-    in_flight = set(db.session.scalars(IN_FLIGHT, {"event_id": event.id}))
-    points = [_after_upload(p) for p in points if p["id"] not in in_flight
-              and (p["uploaded_version"] is None or p["version"] != p["uploaded_version"])]
-    refs = {(p["osm_type"], p["osm_id"]) for p in points if p["status"] == "approved" and (
-        p["outcome"] == "update" or (p["outcome"] == "existing" and plan.mark_checked))}
+    in_flight = list(db.session.scalars(IN_FLIGHT, {"event_id": event.id}))
+    points = [_after_upload(p) for p in db.session.execute(POINTS, {
+        "event_id": event.id, "in_flight": in_flight, "checked": plan.mark_checked}).mappings()]
+    refs = {(p["osm_type"], p["osm_id"]) for p in points}
     plan.base, plan.base_error_detail, elements = "stored", None, None
     if fetch and refs:
         try:
@@ -251,6 +284,11 @@ def build(event, actor, fetch=True):
         if item is not None:
             items.append(item)
     _store(event, items)
+    held = {key: before["held_by"] for key, before in previous.items()
+            if key.startswith("create/") and before["held_by"]}
+    db.session.execute(CREATES_AND_HELD, {
+        "event_id": event.id, "in_flight": in_flight, "max": LIMITS["value_length"],
+        "not_xml": NOT_XML_SQL, "held_keys": list(held), "held_by": list(held.values())})
     plan.built_at, plan.built_by = datetime.now(UTC), actor
     return plan
 
@@ -288,23 +326,7 @@ def _node_details(way, elements):
 
 
 def _item(point, plan, presets, elements, previous):
-    """The plan's item for one point (None: nothing to do)."""
-    if point["status"] == "pending":
-        return _held(point, "not_reviewed")
-    if point["status"] != "approved":
-        return None
-    outcome = point["outcome"]
-    if outcome is None:
-        return _held(point, "not_matched")
-    if outcome == "new":
-        item = _create(point)
-        if item["action"] == "create" and item["key"] in previous:
-            item["held_by"] = previous[item["key"]]["held_by"]
-        return item
-    if outcome in ("ambiguous", "duplicate"):
-        return _held(point, outcome, of=point["duplicate_of_id"])
-    if outcome == "existing" and not plan.mark_checked:
-        return None
+    """The modify for one point matched to an OSM element (None: nothing to do)."""
     check_date = survey_day(point["observed_at"]) if plan.mark_checked else None
     ref = (point["osm_type"], point["osm_id"])
     if elements is not None:
@@ -359,15 +381,17 @@ def ready(change):
 
 
 # What the files are written from: plain rows, light enough for 100,000 changes.
-READY = text("""
-    SELECT id, key, action, osm_type, osm_id, base_version, lat, lon, tags_after, element, diff,
-           submission_ids
+# (The diff only for those who show it: 100,000 of them cost a second to read.)
+READY = """
+    SELECT id, key, action, osm_type, osm_id, base_version, lat, lon, tags_after, element,
+           {diff} AS diff, submission_ids
     FROM osm_change c
     WHERE event_id = :id AND action IN ('create', 'modify') AND held_by IS NULL
       AND NOT EXISTS (SELECT 1 FROM jsonb_each(c.conflicts) AS x
                       WHERE x.value ->> 'choice' IS NULL)
     ORDER BY key
-""")
+"""
+READY_WITH_DIFF, READY_FILES = text(READY.format(diff="diff")), text(READY.format(diff="NULL"))
 SUMMARY = text("""
     SELECT CASE WHEN action = 'held' THEN 'held:' || (reason ->> 'code')
                 WHEN held_by IS NOT NULL THEN 'held_by_organiser'
@@ -384,17 +408,25 @@ def items(event):
                               .order_by(OsmChange.key)).all()
 
 
-def ready_changes(event):
+def ready_changes(event, diff=True):
     """The changes that go into the files: creates and modifies not held by the organiser,
-    every conflict settled, in a stable order."""
-    return db.session.execute(READY, {"id": event.id}).all()
+    every conflict settled, in a stable order (without their diff unless `diff`)."""
+    no_jit()
+    return db.session.execute(READY_WITH_DIFF if diff else READY_FILES, {"id": event.id}).all()
 
 
-def changesets(event, plan=None, max_changes=None):
+def no_jit():
+    """For the rest of the transaction: PostgreSQL would compile the plan's big statements to
+    machine code (JIT) for longer than they take to run (0.7 s of 1.7 s at 30,000 points)."""
+    db.session.execute(text("SET LOCAL jit = off"))
+
+
+def changesets(event, plan=None, max_changes=None, diff=True):
     """The ready changes of the event cut into changesets (osm/osmchange.split), at most
     `max_changes` each (the plan's setting by default)."""
     plan = plan or plan_of(event)
-    return osmchange.split(ready_changes(event), max_changes or plan.max_changes, plan.max_size)
+    return osmchange.split(ready_changes(event, diff), max_changes or plan.max_changes,
+                           plan.max_size)
 
 
 def summary(event):

@@ -50,7 +50,7 @@ def _changeset(event, number):
     plan = changes.plan_of(event)
     if plan.built_at is None:
         raise Conflict("plan_not_built")
-    sets = changes.changesets(event, plan)
+    sets = changes.changesets(event, plan, diff=False)
     if not 1 <= number <= len(sets):
         raise NotFound("changeset_not_found", field="changeset", n=len(sets))
     return plan, sets[number - 1]
@@ -100,7 +100,7 @@ def _page(event, organiser, status=200, error=None):
     sets, stale = [], False
     if plan.built_at is not None:
         stale = bool(db.session.scalar(CHANGED_SINCE, {"id": event.id, "built_at": plan.built_at}))
-        for number, changeset in enumerate(changes.changesets(event, plan), start=1):
+        for number, changeset in enumerate(changes.changesets(event, plan, diff=False), start=1):
             sets.append({"number": number, "count": len(changeset),
                          "creates": sum(c.action == "create" for c in changeset),
                          "tags": changes.changeset_tags(event, plan, changeset, lang),

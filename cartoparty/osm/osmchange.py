@@ -192,40 +192,46 @@ def write_josm(changes, out, changeset_tags, generator="cartoparty", extra_nodes
     # primitive, new ones included, so new nodes get it too, as in a file JOSM saved itself.
     escaped = _Escaped()
     creates, modifies = _split_actions(changes)
+    # (id, lines) by type, written in the order OSM files keep (osmium check-refs needs it):
+    # new ones first, -1, -2, …, then ascending ids.
     by_type = {osm_type: [] for osm_type in OSM_TYPES}
     for number, change in enumerate(creates, start=1):
-        by_type["node"] += _change_xml(change, f'id="-{number}" action="modify"', escaped, "  ", -number)
+        by_type["node"].append((-number, _change_xml(change, f'id="-{number}" action="modify"',
+                                                     escaped, "  ", -number)))
     for change in modifies:
         attrs = f'id="{change.osm_id}" action="modify" version="{change.base_version}"'
         lines = _change_xml(change, attrs, escaped, "  ")  # checks osm_type before it is used below
-        by_type[change.osm_type] += lines
+        by_type[change.osm_type].append((change.osm_id, lines))
     modified = {change.osm_id for change in modifies if change.osm_type == "node"}
     by_type["node"] += _plain_nodes_xml(extra_nodes, modified, escaped)
+    elements = [line for osm_type in OSM_TYPES
+                for _, lines in sorted(by_type[osm_type], key=lambda pair: (pair[0] > 0, abs(pair[0])))
+                for line in lines]
     try:
         changeset = _tags_xml(changeset_tags, escaped, "    ")
     except ValueError as err:
         raise ValueError(f"changeset: {err}") from None
     parts = ['<?xml version="1.0" encoding="UTF-8"?>\n', LICENCE_COMMENT,
              f'<osm version="0.6" generator="{escaped[generator]}" upload="true" {API_COPYRIGHT}>\n',
-             "  <changeset>\n", *changeset, "  </changeset>\n",
-             *by_type["node"], *by_type["way"], *by_type["relation"], "</osm>\n"]
+             "  <changeset>\n", *changeset, "  </changeset>\n", *elements, "</osm>\n"]
     _write(out, parts)
 
 
 def _plain_nodes_xml(nodes, modified, escaped):
     """Unmodified nodes (osm_id, version, lat, lon, tags) as JOSM downloads them, each once and
-    none of the `modified` ids (those are written with their new tags)."""
-    lines, seen = [], set(modified)
+    none of the `modified` ids (those are written with their new tags): [(id, lines)]."""
+    written, seen = [], set(modified)
     for node in nodes:
         if node.osm_id in seen:
             continue
         seen.add(node.osm_id)
         try:
             attrs = f'id="{int(node.osm_id)}" version="{int(node.version)}"'
-            lines += _element_xml("node", attrs, node.lat, node.lon, None, node.tags, escaped, "  ")
+            written.append((int(node.osm_id), _element_xml("node", attrs, node.lat, node.lon, None,
+                                                           node.tags, escaped, "  ")))
         except (ValueError, TypeError) as err:
             raise ValueError(f"extra node {node.osm_id}: {err}") from None
-    return lines
+    return written
 
 
 def write_preview(changes, out, licence_url=ODBL_URL):

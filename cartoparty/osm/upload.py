@@ -96,7 +96,29 @@ def request_upload(event, organiser, actor):
     return upload, True
 
 
-@task(TASK)
+class WaitForOsm(Exception):
+    """Raised by the job of a paused upload, for procrastinate to run it again at `resume_at`."""
+
+    def __init__(self, resume_at):
+        super().__init__(f"OSM's hourly limit: again at {resume_at.isoformat()}")
+        self.resume_at = resume_at
+
+
+def _retry_when_osm_allows():
+    """procrastinate's retry strategy of the upload job: a paused upload runs again when OSM
+    should take changes again; any other failure is not retried."""
+    from procrastinate import BaseRetryStrategy, RetryDecision
+
+    class WhenOsmAllows(BaseRetryStrategy):
+        def get_retry_decision(self, *, exception, job):
+            if isinstance(exception, WaitForOsm):
+                return RetryDecision(retry_at=exception.resume_at)
+            return None
+
+    return WhenOsmAllows()
+
+
+@task(TASK, retry=_retry_when_osm_allows)
 def upload_job(upload_id):
     """The job: run the upload with the requesting organiser's token."""
     from .account import token_for
@@ -110,8 +132,7 @@ def upload_job(upload_id):
         return
     run(upload, token)
     if upload.status == "paused":
-        upload.job_id = defer(TASK, schedule_at=upload.resume_at, upload_id=upload.id)
-        db.session.commit()
+        raise WaitForOsm(upload.resume_at)
 
 
 def run(upload, token):

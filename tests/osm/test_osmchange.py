@@ -487,3 +487,15 @@ def test_split_of_one_change_and_of_none():
 def test_split_refuses_changes_without_coordinates():
     with pytest.raises(ValueError, match="finite"):
         split([create(math.nan, 5.92), create(45.566, 5.92)])
+
+
+def test_josm_file_keeps_the_order_osm_files_have_whatever_the_order_of_the_plan(tmp_path):
+    # The plan is in key order ("node/30" before "node/4"); osmium, like OSM files, wants new
+    # nodes first then ascending ids.
+    changes = [change("modify", osm_id=30, base_version=2, tags={"amenity": "bench"}),
+               change("modify", osm_id=4, base_version=1, tags={"natural": "tree"}),
+               create(45.566, 5.921, natural="tree"), create(45.567, 5.922, natural="tree")]
+    path, _ = write_file(tmp_path / "plan.osm", write_josm, changes, changeset_tags={"comment": "x"})
+    ids = [int(node.get("id")) for node in parse(path.read_bytes()).iter("node")]
+    assert ids == [-1, -2, 4, 30]
+    subprocess.run(["osmium", "check-refs", str(path)], check=True, capture_output=True)

@@ -110,6 +110,9 @@ def test_the_button_sends_the_changes_and_each_point_links_to_osm(app, committed
     assert osm_api.elements["node", 101].tags == {"natural": "tree", "species": "Tilia"}
     detail = client.get(f"/api/organise/{event.slug}/submissions/{improved}").json
     assert (detail["in_osm_type"], detail["in_osm_id"]) == ("node", 101)
+    restitution = unescape(client.get(f"/r/{event.slug}").get_data(as_text=True))
+    assert "Envoyé à OpenStreetMap : 1 point ajouté, 1 objet amélioré." in restitution
+    assert f"/changeset/{sent[0]}" in restitution
     path = tmp_path / "points.geojson"
     exports.write(event, "geojson", path)
     by_id = {f["id"]: f["properties"]["osm"] for f in json.loads(path.read_text())["features"]}
@@ -119,3 +122,40 @@ def test_the_button_sends_the_changes_and_each_point_links_to_osm(app, committed
     response = client.post(f"{page}/upload", data={"csrf_token": csrf(client, page)})
     assert response.status_code == 409 and "Rien à envoyer" in unescape(response.get_data(as_text=True))
     assert osm_api.calls[before:] == [c for c in osm_api.calls[before:] if c[0] == "GET"]
+
+
+@pytest.mark.commits
+def test_a_paused_upload_job_runs_again_by_itself_when_osm_allows(app, committed_party, osm_api,
+                                                                  monkeypatch):
+    monkeypatch.setitem(app.config, "OSM_READBACK_DELAY", 0)
+    event, organiser = committed_party
+    osm_api.add_account(TOKEN, display_name="New mapper", hourly_limit=2)
+    link(organiser)
+    party = party_of(event)
+    for east in (0, 30, 60):
+        surveyed(party, {"species": "Acer"}, east_m=east)
+    db.session.commit()
+    match(event)
+    changes.update_settings(changes.plan_of(event), {"hashtags": "#cartoparty", "max_changes": "2"})
+    changes.build(event, organiser.email)
+    db.session.commit()
+    client = app.test_client()
+    signed_in(client, organiser)
+    page = f"/organise/{event.slug}/osm-changes"
+    client.post(f"{page}/upload", data={"csrf_token": csrf(client, page)})
+    work(app)
+    paused = db.session.scalar(db.select(OsmUpload))
+    assert paused.status == "paused"
+    job = db.session.execute(text("SELECT status, scheduled_at FROM procrastinate_jobs "
+                                  "WHERE id = :id"), {"id": paused.job_id}).one()
+    assert job.status == "todo" and job.scheduled_at == paused.resume_at   # the job waits for OSM
+    html = unescape(client.get(page).get_data(as_text=True))
+    assert "environ 1 000 changements par heure" in html and "il en reste 1" in html
+    # The hour has passed, for OSM and for the queue.
+    osm_api.advance(3601)
+    db.session.execute(text("UPDATE procrastinate_jobs SET scheduled_at = now() WHERE id = :id"),
+                       {"id": paused.job_id})
+    db.session.commit()
+    work(app)
+    assert db.session.scalar(db.select(OsmUpload.status)) == "done"
+    assert sum(1 for e in osm_api.elements.values() if e.tags.get("species") == "Acer") == 3

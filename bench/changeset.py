@@ -276,7 +276,7 @@ def build_and_write(event_id, folder, child):
         import pstats
 
         profile.disable()
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profile).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(30)
     return {"build": built, "fetch": fetching["seconds"], "write": wrote, "child_cpu": child_cpu,
             "written": written, "summary": changes.summary(event)}
 

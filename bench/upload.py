@@ -322,8 +322,8 @@ def upload_log(event_id):
         "SELECT state, count(*) FROM osm_changeset_log WHERE event_id = :id GROUP BY state"),
         {"id": event_id}).all())
     linked = db.session.scalar(text(
-        "SELECT count(*) FROM submission WHERE event_id = :id AND uploaded_at IS NOT NULL"
-        " AND osm_id IS NOT NULL"), {"id": event_id})
+        "SELECT count(*) FROM submission s JOIN submission_osm u ON u.submission_id = s.id"
+        " WHERE s.event_id = :id"), {"id": event_id})
     return {"states": states, "linked": linked}
 
 

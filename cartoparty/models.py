@@ -202,14 +202,6 @@ class Submission(db.Model):
     # The transaction that last wrote the row (set by a trigger on update): walkers' phones ask
     # for what changed since a snapshot of theirs (see walkersync.py).
     changed_xid = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
-    # Where the point is in OpenStreetMap once uploaded (osm/upload.py): the element, its
-    # version after our change, the changeset, and the submission's version that was sent.
-    osm_type: Mapped[str | None] = mapped_column(String(8))
-    osm_id: Mapped[int | None] = mapped_column(BigInteger)
-    osm_version: Mapped[int | None] = mapped_column(Integer)
-    osm_changeset: Mapped[int | None] = mapped_column(BigInteger)
-    uploaded_version: Mapped[int | None] = mapped_column(Integer)
-    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     photos = relationship("Photo", back_populates="submission", order_by="Photo.id",
                           cascade="all, delete-orphan", passive_deletes=True)
@@ -479,6 +471,21 @@ class OsmChange(db.Model):
         CheckConstraint("action IN ('create', 'modify', 'held')", name="osm_change_action"),
         Index("osm_change_event_key", "event_id", "key", unique=True),
     )
+
+
+class SubmissionOsm(db.Model):
+    """Where a point is in OpenStreetMap once uploaded (osm/upload.py): the element, its version
+    after our change, the changeset, and the submission's version that was sent. A table of its
+    own: writing it touches neither the walkers' sync nor the review map's revisions."""
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submission.id", ondelete="CASCADE"), primary_key=True)
+    osm_type: Mapped[str] = mapped_column(String(8))
+    osm_id: Mapped[int] = mapped_column(BigInteger)
+    osm_version: Mapped[int] = mapped_column(Integer)
+    changeset: Mapped[int] = mapped_column(BigInteger)
+    uploaded_version: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class OsmAccount(db.Model):

@@ -112,7 +112,7 @@ def detail_json(event, submission_id):
                ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note,
                s.observed_at, s.received_at, s.version, s.review_reason, s.reviewed_at,
                s.duplicate_of_id, p.id AS participant_id, p.pseudonym, t.name AS team,
-               s.osm_type AS in_osm_type, s.osm_id AS in_osm_id, s.osm_changeset AS in_osm_changeset,
+               u.osm_type AS in_osm_type, u.osm_id AS in_osm_id, u.changeset AS in_osm_changeset,
                coalesce((SELECT json_agg(photo.sha256 ORDER BY photo.id) FROM photo
                          WHERE photo.submission_id = s.id), '[]') AS photos,
                -- (the whole match row, kept for undoing a correction, is not for the page)
@@ -125,6 +125,7 @@ def detail_json(event, submission_id):
         LEFT JOIN team t ON t.id = p.team_id
         LEFT JOIN match m ON m.submission_id = s.id
         LEFT JOIN submission original ON original.id = m.duplicate_of_id
+        LEFT JOIN submission_osm u ON u.submission_id = s.id
         WHERE s.event_id = :event_id AND s.id = :id"""),  # noqa: S608  (fixed fragments only)
         {"event_id": event.id, "id": submission_id}).mappings().one()
     return {**row, "photos": [f"/api/events/{event.slug}/photos/{sha}" for sha in row["photos"]],

@@ -32,7 +32,8 @@ APPROVED = text("""
     SELECT s.id, s.client_id::text AS client_id, s.preset, ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon,
            s.accuracy, s.tags, s.note, s.observed_at,
            -- where the point is in OpenStreetMap once uploaded, as "node/123"
-           CASE WHEN s.osm_id IS NOT NULL THEN s.osm_type || '/' || s.osm_id END AS osm,
+           (SELECT u.osm_type || '/' || u.osm_id FROM submission_osm u WHERE u.submission_id = s.id)
+               AS osm,
            ARRAY(SELECT p.sha256 FROM photo p WHERE p.submission_id = s.id ORDER BY p.id) AS photos
     FROM submission s
     WHERE s.event_id = :event_id AND s.status = 'approved'

@@ -50,15 +50,16 @@ POINTS = text("""
            s.observed_at, m.outcome, m.osm_type, m.osm_id, m.tag_diff, m.duplicate_of_id,
            o.version AS stored_version, o.tags AS stored_tags,
            ST_Y(o.geom) AS stored_lat, ST_X(o.geom) AS stored_lon,
-           s.version, s.uploaded_version, s.osm_type AS uploaded_type, s.osm_id AS uploaded_id,
-           s.osm_version AS uploaded_osm_version
+           s.version, u.uploaded_version, u.osm_type AS uploaded_type, u.osm_id AS uploaded_id,
+           u.osm_version AS uploaded_osm_version
     FROM submission s
+    LEFT JOIN submission_osm u ON u.submission_id = s.id
     LEFT JOIN match m ON m.submission_id = s.id
     LEFT JOIN osm_element o ON o.event_id = s.event_id AND o.osm_type = m.osm_type
                            AND o.osm_id = m.osm_id
     WHERE s.event_id = :event_id AND s.status = 'approved' AND s.id <> ALL(:in_flight)
-      AND ((s.uploaded_version IS NULL AND (m.outcome = 'update' OR (m.outcome = 'existing' AND :checked)))
-           OR (s.uploaded_version IS NOT NULL AND s.version <> s.uploaded_version))
+      AND ((u.uploaded_version IS NULL AND (m.outcome = 'update' OR (m.outcome = 'existing' AND :checked)))
+           OR (u.uploaded_version IS NOT NULL AND s.version <> u.uploaded_version))
     ORDER BY s.id
 """)
 # Every other item, made where the data is: a create for each new point (the preset's tags and
@@ -71,7 +72,8 @@ CREATES_AND_HELD = text("""
                 WHERE length(t.key) > :max OR length(t.value) > :max OR t.key ~ :not_xml
                    OR t.value ~ :not_xml ORDER BY t.key LIMIT 1) AS unwritable
         FROM submission s LEFT JOIN match m ON m.submission_id = s.id
-        WHERE s.event_id = :event_id AND s.id <> ALL(:in_flight) AND s.uploaded_version IS NULL
+        WHERE s.event_id = :event_id AND s.id <> ALL(:in_flight)
+          AND NOT EXISTS (SELECT 1 FROM submission_osm u WHERE u.submission_id = s.id)
           AND (s.status = 'pending' OR (s.status = 'approved'
                AND (m.outcome IS NULL OR m.outcome IN ('new', 'ambiguous', 'duplicate'))))
     ), items AS (

@@ -402,12 +402,16 @@ def _applied(entry, result):
         log.error("changeset %s: %d of %d changes not found after the upload",
                   entry.changeset_id, len(missing), len(entry.changes))
     db.session.execute(text("""
-        UPDATE submission s SET osm_type = a.osm_type, osm_id = a.osm_id, osm_version = a.version,
-               osm_changeset = :changeset, uploaded_version = s.version, uploaded_at = :now
-        FROM (SELECT unnest(CAST(:ids AS bigint[])) AS id, unnest(CAST(:types AS text[])) AS osm_type,
-                     unnest(CAST(:osm_ids AS bigint[])) AS osm_id,
-                     unnest(CAST(:versions AS int[])) AS version) a
-        WHERE s.id = a.id
+        INSERT INTO submission_osm (submission_id, osm_type, osm_id, osm_version, changeset,
+                                    uploaded_version, uploaded_at)
+        SELECT s.id, a.osm_type, a.osm_id, a.version, :changeset, s.version, :now
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:osm_ids AS bigint[]),
+                    CAST(:versions AS int[])) AS a(id, osm_type, osm_id, version)
+        JOIN submission s ON s.id = a.id
+        ON CONFLICT (submission_id) DO UPDATE SET
+            (osm_type, osm_id, osm_version, changeset, uploaded_version, uploaded_at)
+            = (excluded.osm_type, excluded.osm_id, excluded.osm_version, excluded.changeset,
+               excluded.uploaded_version, excluded.uploaded_at)
     """), {"changeset": entry.changeset_id, "now": now, **_columns(entry, applied)})
     entry.applied, entry.state = applied, "applied"
     if missing:
@@ -512,9 +516,10 @@ def uploaded_counts(event):
     """Points added to OSM and points that improved an existing feature, and the changesets."""
     row = db.session.execute(text("""
         SELECT count(*) FILTER (WHERE m.outcome = 'new'), count(*) FILTER (WHERE m.outcome <> 'new'),
-               coalesce(array_agg(DISTINCT s.osm_changeset), '{}')
-        FROM submission s LEFT JOIN match m ON m.submission_id = s.id
-        WHERE s.event_id = :id AND s.uploaded_at IS NOT NULL
+               coalesce(array_agg(DISTINCT u.changeset), '{}')
+        FROM submission s JOIN submission_osm u ON u.submission_id = s.id
+        LEFT JOIN match m ON m.submission_id = s.id
+        WHERE s.event_id = :id
     """), {"id": event.id}).one()
     return {"added": row[0], "improved": row[1], "changesets": sorted(row[2])}
 

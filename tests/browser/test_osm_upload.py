@@ -200,7 +200,8 @@ def uploads(osm):
 
 def linked(app, ids):
     """{submission id: (osm_type, osm_id, osm_changeset)} as the database has them now."""
-    rows = db_rows(app, "SELECT id, osm_type, osm_id, osm_changeset FROM submission WHERE id = ANY(:ids)",
+    rows = db_rows(app, "SELECT s.id, u.osm_type, u.osm_id, u.changeset AS osm_changeset FROM submission s "
+                        "LEFT JOIN submission_osm u ON u.submission_id = s.id WHERE s.id = ANY(:ids)",
                    ids=ids)
     return {row.id: (row.osm_type, row.osm_id, row.osm_changeset) for row in rows}
 

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from cartoparty.extensions import db
 from cartoparty.i18n import translate
-from cartoparty.models import OsmChangesetLog, OsmUpload, Submission
+from cartoparty.models import OsmChangesetLog, OsmUpload, Submission, SubmissionOsm
 from cartoparty.osm import api, changes, upload
 
 TOKEN = "token-of-camille-the-mapper"
@@ -46,9 +46,9 @@ def trees(osm_api):
 
 
 def linked(submission_id):
-    s = db.session.get(Submission, submission_id)
-    db.session.refresh(s)
-    return s.osm_type, s.osm_id, s.osm_version, s.osm_changeset
+    """(osm_type, osm_id, osm_version, changeset) of an uploaded point, or Nones."""
+    row = db.session.get(SubmissionOsm, submission_id, populate_existing=True)
+    return (row.osm_type, row.osm_id, row.osm_version, row.changeset) if row else (None,) * 4
 
 
 def test_an_upload_creates_and_modifies_once_in_three_requests(party, osm_api, account):

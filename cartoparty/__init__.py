@@ -1,6 +1,6 @@
 """cartoparty: mapping parties whose points end up in OpenStreetMap and open data."""
 
-from flask import Flask, request
+from flask import Flask, request, session
 
 __version__ = "0.1.0"
 
@@ -16,6 +16,7 @@ def create_app(config=None):
         exports,
         feedback,
         i18n,
+        inputs,
         organise,
         photos,
         presets,
@@ -56,6 +57,8 @@ def create_app(config=None):
         app.register_blueprint(module.bp)
     walkers_api = {module.bp.name for module in (events, submissions, photos, feedback)}
 
+    app.before_request(inputs.check_request)
+
     @app.before_request
     def refuse_cross_site_requests():
         # Only what a browser sends by itself (its cookie) can be forged from another site: the
@@ -63,6 +66,10 @@ def create_app(config=None):
         # site can make a browser send.
         if request.method in ("GET", "HEAD", "OPTIONS") or request.blueprint in walkers_api \
                 or "Authorization" in request.headers:
+            return
+        # An API call with no one signed in has no session to forge: it gets its 401 from the
+        # route (pages keep the check, the sign-in form included).
+        if request.path.startswith("/api/") and "organiser_id" not in session:
             return
         csrf.protect()
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .errors import CartopartyError
+from .errors import CartopartyError, Invalid
 from .i18n import CATALOGS
+from .inputs import MAX_DEPTH, check_json
 from .presets import all_presets
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -27,8 +28,11 @@ def json_body():
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CartopartyError("json_invalid", detail=str(error)) from None
+    except RecursionError:
+        raise Invalid("json_too_deep", max=MAX_DEPTH) from None
     if not isinstance(body, dict):
         raise CartopartyError("json_not_object")
+    check_json(body)
     try:
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -9,6 +9,7 @@ command line, in the reader's language on a page or through the code in the page
 
 from flask import current_app, jsonify, render_template_string, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .i18n import language, translate
@@ -96,6 +97,17 @@ def register(app):
         if error.code == 405 and getattr(error, "valid_methods", None):
             headers["Allow"] = ", ".join(error.valid_methods)
         return _render(CartopartyError(code, status=error.code), headers)
+
+    @app.errorhandler(DBAPIError)
+    def database_error(error):
+        # The first request of each worker after PostgreSQL restarted meets a dead pooled
+        # connection: the pool drops it and the next request gets a new one. Nothing was
+        # written, so the client is told to try again in a moment, not that we failed.
+        if error.connection_invalidated or isinstance(error, OperationalError):
+            current_app.logger.warning("database unavailable on %s %s: %s", request.method,
+                                       request.path, type(error.orig).__name__)
+            return _render(CartopartyError("database_unavailable", status=503), {"Retry-After": "2"})
+        return unexpected(error)
 
     @app.errorhandler(Exception)
     def unexpected(error):

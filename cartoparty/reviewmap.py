@@ -176,8 +176,8 @@ DELTA = """
                coalesce(sum(s.sign) FILTER (WHERE s.status = 'approved'), 0),
                coalesce(sum(s.sign) FILTER (WHERE s.status = 'rejected'), 0)
         FROM submission_change s
-        WHERE {where} AND s.txid >= pg_snapshot_xmin(CAST(:since AS pg_snapshot))::text::bigint
-          AND NOT pg_visible_in_snapshot(s.txid::text::xid8, CAST(:since AS pg_snapshot))
+        WHERE {where} AND s.txid >= pg_snapshot_xmin(CAST(:kept_snapshot AS pg_snapshot))::text::bigint
+          AND NOT pg_visible_in_snapshot(s.txid::text::xid8, CAST(:kept_snapshot AS pg_snapshot))
         GROUP BY 1, 2
     ) AS cell ON true
 """
@@ -260,12 +260,14 @@ def grid(event, where, params, known=None):
     if kept is None or writing or kept.snapshot is None \
             or time.monotonic() - kept.counted_at > RECOUNT_AFTER:
         kept = Grid(db.session.scalar(HEIGHT, {"event_id": event.id}))
-        query, since = GRID, None
+        query, snapshot = GRID, None
     else:
-        query, since = DELTA, kept.snapshot
+        query, snapshot = DELTA, kept.snapshot
     wide = cell_size(GRID_ZOOM)
+    # (The kept snapshot has a name of its own: `since` is also one of the map's filters.)
     rows = db.session.execute(text(query.format(where=where)),  # noqa: S608 (fixed fragments)
-                              {**params, "wide": wide, "high": wide * kept.high, "since": since}).all()
+                              {**params, "wide": wide, "high": wide * kept.high,
+                               "kept_snapshot": snapshot}).all()
     kept.add(row[1:] for row in rows)
     kept.snapshot, kept.revision, kept.counted_at = rows[0][0], revision, time.monotonic()
     grids[key] = kept

@@ -1,4 +1,5 @@
 import re
+from html import unescape
 
 import pytest
 from conftest import join, make_event, make_organiser
@@ -103,7 +104,10 @@ def test_basic_auth_guessing_is_rate_limited_too(client, event):
     assert response.is_json
 
 
-def test_nul_in_the_sign_in_form_is_a_wrong_password_not_a_500(client, event):
+def test_nul_in_the_sign_in_form_is_refused_by_name_not_a_500(client, event):
     make_organiser(events=[event])
     response = sign_in(client, email="alice\x00@example.org")
-    assert response.status_code == 401
+    assert response.status_code == 422
+    assert "« email » contient un caractère nul" in unescape(response.get_data(as_text=True))
+    with client.session_transaction() as session:
+        assert "organiser_id" not in session

@@ -511,3 +511,22 @@ def test_filters_apply_to_what_changed_too(client, live):
     add_points(event, walker, 9, preset="tree")
     assert sum(c[2] for c in live_clusters(client, preset="bench")) == 1607
     assert sum(c[2] for c in live_clusters(client, status="pending")) == 3216
+
+
+@pytest.mark.commits
+def test_the_since_filter_counts_clusters_and_follows_changes(client, live):
+    # `since` is a filter of the map and was also the name of the kept grid's snapshot: the
+    # filter then matched nothing, and after a change the snapshot was read as a time (a 500).
+    event, walker = live
+    add_points(event, walker, 1501)
+    since = "2000-01-01T00:00:00+00:00"
+    first = client.get("/api/organise/live/map", query_string={**EVERYWHERE, "since": since})
+    assert first.status_code == 200 and first.json["mode"] == "clusters"
+    assert sum(c["count"] for c in first.json["clusters"]) == 1501
+    add_points(event, walker, 2, status="approved")
+    again = client.get("/api/organise/live/map", query_string={**EVERYWHERE, "since": since})
+    assert again.status_code == 200
+    assert sum(c["approved"] for c in again.json["clusters"]) == 2
+    future = client.get("/api/organise/live/map",
+                        query_string={**EVERYWHERE, "since": "2999-01-01T00:00:00+00:00"})
+    assert future.status_code == 200 and future.json["total"] == 0

@@ -59,6 +59,17 @@ def create_app(config=None):
 
     app.before_request(inputs.check_request)
 
+    @app.after_request
+    def security_headers(response):
+        # No other site may frame a page (clickjacking the walker's or the organiser's buttons),
+        # nor a browser guess a type other than the one sent. Cross-site requests (the map's
+        # tiles) carry only the origin: tile servers ask for it, a join code must not leak.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        return response
+
     @app.before_request
     def refuse_cross_site_requests():
         # Only what a browser sends by itself (its cookie) can be forged from another site: the

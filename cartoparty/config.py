@@ -57,7 +57,9 @@ def from_environment(instance_path):
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "PHOTO_DIR": os.environ.get("PHOTO_DIR", str(Path(instance_path) / "photos")),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 12 * 1024 * 1024)),
-        "MAX_PHOTO_PIXELS": int(os.environ.get("MAX_PHOTO_PIXELS", 40_000_000)),
+        # The walkers' app sends photos of at most 2048 px a side (4 Mpx); 25 Mpx leaves room for
+        # cameras and refuses a decompression bomb from its header, before decoding it.
+        "MAX_PHOTO_PIXELS": int(os.environ.get("MAX_PHOTO_PIXELS", 25_000_000)),
         "MAX_JSON_BYTES": 64 * 1024,
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,5 +1,6 @@
-"""Photos of submissions: only real JPEG, PNG or WebP, re-encoded so that no EXIF but the
-orientation survives (no GPS position, camera serial or owner name), kept under their sha256."""
+"""Photos of submissions: only real JPEG, PNG or WebP, re-encoded so that nothing but the pixels
+and the orientation survives (no GPS position, camera serial, owner name, comment, XMP, ICC
+profile or text chunk), kept under their sha256."""
 
 import hashlib
 import io
@@ -48,27 +49,52 @@ def _open(data, max_pixels):
     return image
 
 
+def _in_srgb(image):
+    """The image's colours converted from its embedded ICC profile to sRGB (a profile is free
+    text too: it can carry anything, a place name included), or as they are when it has none
+    or one that cannot be read."""
+    from PIL import ImageCms
+
+    profile = image.info.get("icc_profile")
+    if not profile:
+        return image
+    mode = "RGBA" if "A" in image.mode else "RGB"
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        if image.mode not in ("RGB", "RGBA", "CMYK"):
+            image = image.convert(mode)
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"),
+                                         outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+
+
 def clean_photo(data, max_pixels):
-    """Re-encode an uploaded image without its metadata but its orientation.
+    """Re-encode an uploaded image with nothing but its pixels and its orientation: no EXIF
+    but that, no comment, XMP, IPTC, ICC profile (converted to sRGB first) nor text chunks.
 
     Returns (bytes, media type, width, height)."""
     from PIL import Image
 
     image = _open(data, max_pixels)
+    kind, lossless = image.format, image.info.get("lossless", False)
     orientation = image.getexif().get(ORIENTATION)
+    image = _in_srgb(image)
+    # Pillow writes back what `info` holds (a JPEG comment, XMP…) unless told otherwise.
+    image.info = {}
     exif = Image.Exif()
     if orientation in range(2, 9):
         exif[ORIENTATION] = orientation
     options = {"exif": exif.tobytes()} if len(exif) else {}
-    if image.format == "JPEG":
-        options.update(quality=90, icc_profile=image.info.get("icc_profile"))
+    if kind == "JPEG":
+        options.update(quality=90)
         if image.mode not in ("RGB", "L", "CMYK"):
             image = image.convert("RGB")
-    elif image.format == "WEBP":
-        options.update(quality=90, lossless=image.info.get("lossless", False))
-    media_type = MEDIA_TYPES[image.format]
+    elif kind == "WEBP":
+        options.update(quality=90, lossless=lossless)
+    media_type = MEDIA_TYPES[kind]
     out = io.BytesIO()
-    image.save(out, format=image.format, **options)
+    image.save(out, format=kind, **options)
     return out.getvalue(), media_type, image.width, image.height
 
 

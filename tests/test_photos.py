@@ -164,3 +164,59 @@ def test_photos_are_never_kept_by_shared_caches(client, walker, recorded):
     assert "private" in response.headers["Cache-Control"]
     assert "public" not in response.headers["Cache-Control"]
     assert "Authorization" in response.headers["Vary"]
+
+
+SECRET = "Rue des Secrets 12, chez Camille"
+
+
+def srgb_profile_with(text):
+    """A real sRGB ICC profile whose description says `text` (a profile is free text too)."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    data = profile.tobytes()
+    return data + text.encode()   # trailing bytes: still read as a profile by most readers
+
+
+@pytest.mark.parametrize("kind, options, name", [
+    ("JPEG", {"comment": SECRET.encode()}, "comment.jpg"),
+    ("JPEG", {"icc_profile": b"not a profile " + SECRET.encode()}, "icc.jpg"),
+    ("JPEG", {"icc_profile": srgb_profile_with(SECRET)}, "srgb.jpg"),
+    ("JPEG", {"xmp": f'<x:xmpmeta xmlns:x="adobe:ns:meta/">{SECRET}</x:xmpmeta>'.encode()},
+     "xmp.jpg"),
+    ("PNG", {"icc_profile": srgb_profile_with(SECRET)}, "icc.png"),
+    ("WEBP", {"icc_profile": srgb_profile_with(SECRET)}, "icc.webp"),
+    ("WEBP", {"xmp": f"<x:xmpmeta>{SECRET}</x:xmpmeta>".encode()}, "xmp.webp"),
+])
+def test_a_secret_planted_in_any_metadata_is_not_in_the_stored_file(app, client, walker, recorded,
+                                                                     kind, options, name):
+    data = encoded(kind, **options)
+    with Image.open(io.BytesIO(data)) as planted:      # it was planted (PNG compresses it)
+        assert SECRET.encode() in data or SECRET.encode() in planted.info.get("icc_profile", b"")
+    response = upload(client, walker, recorded, data, name=name)
+    assert response.status_code == 201
+    stored = stored_file(app, response.json).read_bytes()
+    assert SECRET.encode() not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert "icc_profile" not in image.info and "comment" not in image.info
+        assert image.getpixel((0, 0))[:3] == pytest.approx((200, 30, 30), abs=8)  # sRGB kept
+
+
+def test_png_international_and_compressed_text_chunks_are_dropped(app, client, walker, recorded):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Description", SECRET, lang="fr")
+    info.add_text("Comment", SECRET, zip=True)
+    response = upload(client, walker, recorded, encoded("PNG", pnginfo=info), name="text.png")
+    assert response.status_code == 201
+    with Image.open(stored_file(app, response.json)) as image:
+        assert not {k: v for k, v in image.info.items() if isinstance(v, str) and SECRET in v}
+        assert getattr(image, "text", {}) == {}
+
+
+def test_a_40_megapixel_png_bomb_is_refused_from_its_header(client, walker, recorded):
+    # 8,000 × 5,000 one-bit pixels: a few kilobytes on the wire, 40 Mpx decoded.
+    out = io.BytesIO()
+    Image.new("1", (8_000, 5_000)).save(out, "PNG")
+    assert len(out.getvalue()) < 100_000
+    response = upload(client, walker, recorded, out.getvalue(), name="bomb.png")
+    assert response.status_code == 413 and response.json["error"]["code"] == "photo_too_large"

@@ -1,4 +1,5 @@
-"""What the app answers when the database goes away under it: a 503 to try again, not a 500."""
+"""What every answer carries, and what the app answers when the database goes away under it or
+a write comes with no one signed in: a clear 4xx or 503, never a 500."""
 
 import psycopg
 import sqlalchemy.exc
@@ -40,3 +41,12 @@ def test_an_unauthenticated_write_to_the_api_gets_401_not_a_csrf_refusal(client,
 def test_a_signed_in_organisers_write_without_its_token_is_still_refused(client, organiser, event):
     answer = client.post(f"/api/organise/{event.slug}/submissions/1/approve", json={"version": 1})
     assert answer.status_code == 400 and answer.json["error"]["code"] == "csrf_failed"
+
+
+def test_pages_and_api_answers_carry_the_security_headers(client, event):
+    for answer in (client.get(f"/e/{event.slug}"), client.get("/api/events"),
+                   client.get("/no-such-page"), client.get("/api/openapi.json")):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"

@@ -3,6 +3,7 @@ signed-in session (or HTTP Basic for scripts)."""
 
 import functools
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -31,9 +32,17 @@ def find_organiser(email, password):
     if "\x00" in email or len(email) > 254:
         return None
     organiser = db.session.scalar(db.select(Organiser).filter_by(email=email.strip().lower()))
-    if organiser and check_password_hash(organiser.password_hash, password):
+    # An unknown email costs the same hash check as a known one: the time of the answer must
+    # not tell which emails have an account.
+    stored = organiser.password_hash if organiser else _dummy_hash()
+    if check_password_hash(stored, password) and organiser:
         return organiser
     return None
+
+
+@functools.cache
+def _dummy_hash():
+    return generate_password_hash(secrets.token_hex(16))
 
 
 MAX_FAILURES = 5

@@ -3,6 +3,7 @@ a write comes with no one signed in: a clear 4xx or 503, never a 500."""
 
 import psycopg
 import sqlalchemy.exc
+from conftest import make_organiser
 from sqlalchemy.orm import Session
 
 
@@ -50,3 +51,24 @@ def test_pages_and_api_answers_carry_the_security_headers(client, event):
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
         assert answer.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_an_authorization_header_that_authenticates_nothing_does_not_skip_the_csrf_check(
+        client, organiser, event):
+    # A signed-in organiser's browser: the header is no proof that the request is not forged.
+    answer = client.post(f"/api/organise/{event.slug}/submissions/1/approve", json={"version": 1},
+                         headers={"Authorization": "Bearer whatever"})
+    assert answer.status_code == 400 and answer.json["error"]["code"] == "csrf_failed"
+
+
+def test_unknown_and_known_emails_cost_the_same_password_check(client, event, monkeypatch):
+    from cartoparty import auth
+
+    checked = []
+    real = auth.check_password_hash
+    monkeypatch.setattr(auth, "check_password_hash",
+                        lambda stored, password: checked.append(stored) or real(stored, password))
+    make_organiser(events=[event])
+    assert auth.find_organiser("nobody@example.org", "guess") is None
+    assert auth.find_organiser("alice@example.org", "guess") is None
+    assert len(checked) == 2 and checked[0].split("$")[0] == checked[1].split("$")[0]

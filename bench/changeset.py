@@ -181,21 +181,23 @@ def serve_stand_in():
 
 
 @contextmanager
-def stand_in_process(nodes):
-    """(child process, API URL) of the stand-in serving `nodes`; stopped at the end whatever happens."""
-    child = subprocess.Popen([sys.executable, __file__, "--stand-in"], stdin=subprocess.PIPE,
+def stand_in_process(nodes, script=__file__, first=(), said=""):
+    """(child process, API URL) of the stand-in serving `nodes`, run by `script --stand-in` (this
+    bench's, or another's that reads the JSON lines `first` before the nodes); stopped at the end
+    whatever happens."""
+    child = subprocess.Popen([sys.executable, script, "--stand-in"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         began = time.perf_counter()
-        for node in nodes:
-            child.stdin.write(json.dumps(node) + "\n")
+        for line in (*first, *nodes):
+            child.stdin.write(json.dumps(line) + "\n")
         child.stdin.write("\n")
         child.stdin.flush()
         url = child.stdout.readline().strip()
         if not url:
             raise RuntimeError(f"the stand-in exited with status {child.wait()}")
         print(f"OSM API stand-in (tests/osm/osm_api.py) in child process {child.pid} at {url}: "
-              f"{len(nodes)} nodes loaded in {time.perf_counter() - began:.1f} s")
+              f"{len(nodes)} nodes loaded in {time.perf_counter() - began:.1f} s{said}")
         yield child, url
     finally:
         try:
@@ -342,20 +344,28 @@ def memory_line(reset, before_mib, setup_peak_kib):
             f"{setup_peak_kib / 1024:.0f} MiB) (aim: under {AIM_MIB} MB)")
 
 
-def bench(url, points, folder):
-    """Migrate, fill, serve the nodes, build and write, and report."""
+def migrated_event(name):
+    """Migrate the current app's database and make the bench's event; its id. The engine's
+    connections are let go: fill() works through its own."""
     from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event
     from cartoparty.zones import read_zone
 
+    upgrade_schema()
+    event = Event(slug=SLUG, name=name, zone=read_zone(ZONE), presets=PRESETS)
+    db.session.add(event)
+    db.session.commit()
+    db.engine.dispose()
+    return event.id
+
+
+def bench(url, points, folder):
+    """Migrate, fill, serve the nodes, build and write, and report."""
+    from cartoparty.extensions import db
+
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        upgrade_schema()
-        event = Event(slug=SLUG, name="Bench changeset", zone=read_zone(ZONE), presets=PRESETS)
-        db.session.add(event)
-        db.session.commit()
-        event_id = event.id
-        db.engine.dispose()
+        event_id = migrated_event("Bench changeset")
         nodes = fill(url, event_id, points)
         with stand_in_process(nodes) as (child, api_url):
             app.config["OSM_API_URL"] = api_url

@@ -27,21 +27,20 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack, contextmanager
 
-from changeset import PRESETS, ZONE, fill, reset_peak_memory, resident_mib
+import changeset
+from changeset import fill, migrated_event, reset_peak_memory, resident_mib
 from common import (
     ROOT,
     create_database,
     machine,
     process_cpu_seconds,
     run,
-    stop,
     throwaway_database,
 )
 
@@ -49,7 +48,6 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
 from cartoparty import create_app  # noqa: E402
 
-SLUG = "upload"
 TOKEN = "bench-upload-token"
 HOURLY_LIMIT = 1_000_000  # far above --changes: the rate limit is not what is measured
 FAULTS = 3  # uploads dropped after being applied, with --faults
@@ -162,32 +160,11 @@ def element_counts(api, loaded):
 
 # The bench process.
 
-@contextmanager
 def stand_in_process(nodes):
-    """(child process, API URL) of the stand-in serving `nodes`; stopped at the end whatever happens."""
-    child = subprocess.Popen([sys.executable, __file__, "--stand-in"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        began = time.perf_counter()
-        account = {"token": TOKEN, "display_name": "Bench mapper", "hourly_limit": HOURLY_LIMIT}
-        child.stdin.write(json.dumps(account) + "\n")
-        for node in nodes:
-            child.stdin.write(json.dumps(node) + "\n")
-        child.stdin.write("\n")
-        child.stdin.flush()
-        url = child.stdout.readline().strip()
-        if not url:
-            raise RuntimeError(f"the stand-in exited with status {child.wait()}")
-        print(f"OSM API stand-in (tests/osm/osm_api.py) in child process {child.pid} at {url}: "
-              f"{len(nodes)} nodes loaded in {time.perf_counter() - began:.1f} s, hourly limit "
-              f"{HOURLY_LIMIT:,} changes")
-        yield child, url
-    finally:
-        try:
-            child.stdin.close()
-        except OSError:
-            pass
-        stop(child)
+    """The stand-in of changeset.py, run by this bench's --stand-in with its account first."""
+    account = {"token": TOKEN, "display_name": "Bench mapper", "hourly_limit": HOURLY_LIMIT}
+    return changeset.stand_in_process(nodes, script=__file__, first=[account],
+                                      said=f", hourly limit {HOURLY_LIMIT:,} changes")
 
 
 def control(api_url, route, body=None, query=""):
@@ -412,19 +389,12 @@ def drops(count):
 
 def bench(url, changes_wanted, faults):
     """Migrate, fill, serve the nodes, build the plan, upload it, and report."""
-    from cartoparty.extensions import db, upgrade_schema
-    from cartoparty.models import Event
-    from cartoparty.zones import read_zone
+    from cartoparty.extensions import db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     app.config["OSM_READBACK_DELAY"] = 0
     with app.app_context():
-        upgrade_schema()
-        event = Event(slug=SLUG, name="Bench upload", zone=read_zone(ZONE), presets=PRESETS)
-        db.session.add(event)
-        db.session.commit()
-        event_id = event.id
-        db.engine.dispose()
+        event_id = migrated_event("Bench upload")
         nodes = fill(url, event_id, changes_wanted)
         with stand_in_process(nodes) as (child, api_url):
             app.config["OSM_API_URL"] = api_url

@@ -454,7 +454,8 @@ def settle(event, change_id, name, choice, actor):
         raise NotFound("conflict_not_found", field="key")
     allowed = ("osm",) if name == POSITION else ("osm", "walker")
     if choice not in allowed:
-        raise Invalid("conflict_choice_invalid", field="choice", choices=", ".join(allowed))
+        raise Invalid("position_choice_invalid" if name == POSITION else "conflict_choice_invalid",
+                      field="choice")
     conflicts = {**change.conflicts, name: {**conflict, "choice": choice, "settled_by": actor}}
     after = dict(change.tags_after)
     if name != POSITION:

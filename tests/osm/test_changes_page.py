@@ -9,18 +9,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import defusedxml.ElementTree as ElementTree
 import pytest
 from conftest import make_event, make_organiser
-from flask import g
 from osm.test_changes import mapped, surveyed
+from test_organise import csrf
 
 from cartoparty.extensions import db
 from cartoparty.models import Participant
 from cartoparty.osm import changes
-
-
-def csrf(client, path):
-    g.pop("csrf_token", None)
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 @pytest.fixture

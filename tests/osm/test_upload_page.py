@@ -11,6 +11,7 @@ from conftest import make_event, make_organiser
 from osm.test_changes import mapped, surveyed
 from osm.test_check import work
 from sqlalchemy import text
+from test_organise import csrf
 
 from cartoparty import exports
 from cartoparty.extensions import db
@@ -20,13 +21,6 @@ from cartoparty.osm.account import encrypt_token
 from cartoparty.osm.conflate import match
 
 TOKEN = "token-of-the-organiser-on-osm"
-
-
-def csrf(client, path):
-    from flask import g
-
-    g.pop("csrf_token", None)
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
 
 
 def signed_in(client, organiser):

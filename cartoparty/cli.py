@@ -1,5 +1,8 @@
 """The `cartoparty` command: a Flask CLI group over create_app, using the project-local
-database unless DATABASE_URL says otherwise."""
+database unless DATABASE_URL says otherwise.
+
+Each command imports what it uses: building the app (the ORM, the blueprints) is most of a
+command's start-up, and `event list` does without it."""
 
 import logging
 import os
@@ -10,32 +13,27 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+import psycopg
 from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
-from sqlalchemy import func, text
-from sqlalchemy.exc import OperationalError
 
-from . import create_app, jobs, localdb, review
-from .auth import SLUG, hash_password
-from .errors import CartopartyError
-from .extensions import bind_migrations, db
-from .i18n import translate
-from .models import Event, Organiser, OsmSnapshot, OsmUpload, Submission
-from .osm import changes, conflate
-from .osm.changes import FORMATS as OSM_FORMATS
-from .osm.check import request_check
-from .osm.store import import_extract, refresh_from_overpass
-from .presets import PresetError, all_presets
-from .zones import read_zone
+from . import localdb
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
 
 
 def _app_for_cli():
+    from . import create_app
+    from .extensions import bind_migrations
+    from .presets import PresetError
+
     if not os.environ.get("DATABASE_URL"):
         localdb.ensure_running()
-    app = create_app()
+    try:
+        app = create_app()
+    except PresetError as error:  # a preset file someone edited: say which, in one line
+        raise click.ClickException(str(error)) from None
     if click.get_current_context().find_root().invoked_subcommand == "db":
         bind_migrations(app)
     return app
@@ -80,6 +78,10 @@ def read_password():
 @click.argument("email")
 def organiser_add(email):
     """Create an organiser account; the password is asked for (or read from stdin)."""
+    from .auth import hash_password
+    from .extensions import db
+    from .models import Organiser
+
     email = email.strip().lower()
     if not EMAIL.match(email) or len(email) > 254:
         raise click.ClickException(f"{email!r} is not an email address")
@@ -95,6 +97,8 @@ def organiser_add(email):
 
 def parse_presets(value):
     """Preset ids from 'id,id,…' (all presets when empty)."""
+    from .presets import all_presets
+
     known = all_presets()
     if not value:
         return list(known)
@@ -117,6 +121,12 @@ def parse_presets(value):
 @click.option("--ends", type=WHEN, help="End in local time.")
 def event_create(slug, name, zone_file, presets, organiser_email, starts, ends):
     """Create an event."""
+    from .auth import SLUG
+    from .errors import CartopartyError
+    from .extensions import db
+    from .models import Event, Organiser
+    from .zones import read_zone
+
     if not SLUG.fullmatch(slug):
         raise click.ClickException(f"{slug!r} is not a slug: lowercase letters, digits, '-'")
     if db.session.scalar(db.select(Event).filter_by(slug=slug)):
@@ -149,14 +159,23 @@ def _aware(moment):
     return moment.astimezone() if isinstance(moment, datetime) else None
 
 
-@event_cli.command("list")
+EVENTS = """
+    SELECT event.slug, event.name, event.starts_at, count(submission.id)
+    FROM event LEFT JOIN submission ON submission.event_id = event.id
+    GROUP BY event.id ORDER BY event.slug"""
+
+
+# Without the app, in plain SQL: this is the command people type to see what is there, and it
+# answers in a quarter of a second instead of the app's 0.8 s of start-up.
+@event_cli.command("list", with_appcontext=False)
 def event_list():
     """List events with their number of submissions."""
-    counts = (db.select(Submission.event_id, func.count().label("n"))
-              .group_by(Submission.event_id).subquery())
-    rows = db.session.execute(
-        db.select(Event.slug, Event.name, Event.starts_at, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.event_id == Event.id).order_by(Event.slug)).all()
+    from . import config
+
+    if not os.environ.get("DATABASE_URL"):
+        localdb.ensure_running()
+    with psycopg.connect(config.libpq_url()) as connection:
+        rows = connection.execute(EVENTS).fetchall()
     if not rows:
         click.echo("no events yet")
     for slug, name, starts_at, count in rows:
@@ -166,6 +185,10 @@ def event_list():
 
 def _review(decision, slug, client_ids, all_pending, reason, email):
     """Approve or reject from the command line, audited like a decision on the map."""
+    from . import review
+    from .extensions import db
+    from .models import Event, Organiser, Submission
+
     event = db.session.scalar(db.select(Event).filter_by(slug=slug))
     if event is None:
         raise click.ClickException(f"there is no event {slug!r}")
@@ -209,6 +232,9 @@ reject_command = _review_command("reject")
 
 
 def _event(slug):
+    from .extensions import db
+    from .models import Event
+
     event = db.session.scalar(db.select(Event).filter_by(slug=slug))
     if event is None:
         raise click.ClickException(f"there is no event {slug!r}")
@@ -220,6 +246,9 @@ def _event(slug):
 @click.option("--force", is_flag=True, help="Even if fetched less than 5 minutes ago.")
 def osm_fetch(slug, force):
     """Refresh the event's OSM data from Overpass (one query, or one per tile)."""
+    from .errors import CartopartyError
+    from .osm.store import refresh_from_overpass
+
     try:
         count = refresh_from_overpass(_event(slug), force=force)
     except CartopartyError as error:
@@ -232,6 +261,9 @@ def osm_fetch(slug, force):
 @click.option("--event", "slug", required=True, help="The event's slug.")
 def osm_import(path, slug):
     """Load the event's OSM data from an extract (.osm, .osm.pbf, .osm.gz, .osm.bz2)."""
+    from .errors import CartopartyError
+    from .osm.store import import_extract
+
     try:
         count = import_extract(_event(slug), path)
     except CartopartyError as error:
@@ -248,7 +280,9 @@ def osm_import(path, slug):
                    "PRESET= goes back to the preset's own.")
 def conflate_command(slug, output, radii):
     """Match every submission of the event against its OSM data."""
-    from .osm import report
+    from .extensions import db
+    from .models import OsmSnapshot
+    from .osm import conflate, report
 
     try:
         if output:
@@ -274,6 +308,10 @@ def conflate_command(slug, output, radii):
 
 def _set_radii(event, radii):
     """Change the event's matching radii from PRESET=METRES options, or one line and exit 1."""
+    from .errors import CartopartyError
+    from .osm import conflate
+    from .presets import all_presets
+
     changes = {}
     for option in radii:
         preset, sep, metres = option.partition("=")
@@ -294,6 +332,10 @@ def _set_radii(event, radii):
 @click.option("--force", is_flag=True, help="Fetch even if fetched less than 5 minutes ago.")
 def osm_check(slug, no_fetch, force):
     """Queue a check of the event against OSM (fetch, then match) for `cartoparty worker`."""
+    from .errors import CartopartyError
+    from .extensions import db
+    from .osm.check import request_check
+
     try:
         check, queued = request_check(_event(slug), "cli", fetch=not no_fetch, force=force)
     except CartopartyError as error:
@@ -310,6 +352,11 @@ def osm_check(slug, no_fetch, force):
 def worker_command(once):
     """Run background jobs (checks against OSM) until Ctrl-C or SIGTERM, which stop it once
     the running job is finished."""
+    from sqlalchemy import text
+
+    from . import jobs
+    from .extensions import db
+
     # Fails here, in one line, if the database is unreachable or not upgraded yet.
     if not db.session.scalar(text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")):
         raise click.ClickException("the job queue is missing: run 'cartoparty db upgrade' first")
@@ -333,6 +380,7 @@ def export_command(fmt, slug, output, max_changes, no_fetch):
     osmChange, JOSM or a GeoJSON preview, after preparing them again (fetching the features
     to modify from the OSM API)."""
     from . import exports
+    from .osm.changes import FORMATS as OSM_FORMATS
 
     if fmt not in exports.FORMATS and fmt not in OSM_FORMATS:
         known = ", ".join([*exports.FORMATS, *OSM_FORMATS])
@@ -354,7 +402,10 @@ def export_command(fmt, slug, output, max_changes, no_fetch):
 
 
 def _export_changes(event, fmt, target, max_changes, fetch):
+    from .errors import CartopartyError
     from .exports.osm import write_plan
+    from .extensions import db
+    from .osm import changes
 
     plan = changes.build(event, "cli", fetch=fetch)
     db.session.commit()
@@ -383,7 +434,9 @@ def _export_changes(event, fmt, target, max_changes, fetch):
 def upload_command(slug, dry_run, email):
     """Upload the event's prepared OSM changes (conflicts settled), as the page's button does,
     in the foreground; run again, it carries on from where its log says."""
-    from .osm import upload
+    from .extensions import db
+    from .models import Organiser, OsmUpload
+    from .osm import changes, upload
     from .osm.account import cli_token, token_for
 
     event = _event(slug)
@@ -427,6 +480,8 @@ def upload_command(slug, dry_run, email):
 
 def _detail_text(detail):
     """The English text of a stored error (CartopartyError.detail)."""
+    from .i18n import translate
+
     return translate("en", f"error.{detail['code']}", **detail["params"])
 
 
@@ -445,11 +500,14 @@ def main():
     """Entry point of the console script: errors become one line and a non-zero exit."""
     try:
         cli.main(prog_name="cartoparty")
-    except (PresetError, localdb.LocalDatabaseError) as error:
+    except localdb.LocalDatabaseError as error:
         click.echo(f"cartoparty: {error}", err=True)
         sys.exit(1)
-    except OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    except Exception as error:
+        cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps psycopg's error
+        if not isinstance(cause, psycopg.OperationalError):
+            raise
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         click.echo(f"cartoparty: cannot reach the database: {reason}", err=True)
         sys.exit(1)
 
@@ -469,6 +527,8 @@ def submissions_import(path, slug, preset_id, id_field, show):
     """Import points collected with other tools (ODK, Kobo, a GPS, paper) from a GeoJSON, CSV
     or GPX file as pending points of one preset, under one participant per file ("import:
     FILE"). Importing the same file again adds nothing."""
+    from .errors import CartopartyError
+    from .extensions import db
     from .pointsimport import import_points
 
     event = _event(slug)

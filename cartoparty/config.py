@@ -30,6 +30,11 @@ def database_url(environ=os.environ):
     return value
 
 
+def libpq_url(environ=os.environ):
+    """The same database as a URL that psycopg itself (without SQLAlchemy) connects to."""
+    return database_url(environ).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def secret_key(instance_path):
     """SECRET_KEY, or one made once and kept in the instance folder."""
     if os.environ.get("SECRET_KEY"):

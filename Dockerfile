@@ -29,7 +29,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 # Then the project itself (no dev extras). The code stays owned by root, read-only for the app.
-COPY README.md ./
+COPY README.md gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY cartoparty ./cartoparty
 COPY static ./static
@@ -40,7 +40,8 @@ RUN pip install --no-deps -e . \
 # Photos live outside the container; /app/instance only holds a generated secret key when
 # SECRET_KEY is unset (set it: a key made inside a container is lost with the container).
 ENV PHOTO_DIR=/data/photos \
-    WEB_WORKERS=3
+    WEB_WORKERS=3 \
+    WEB_THREADS=8
 VOLUME ["/data/photos"]
 
 USER cartoparty
@@ -50,5 +51,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/presets', timeout=4)"]
 
-# exec: gunicorn is PID 1 and gets `docker stop`'s SIGTERM (graceful shutdown).
-CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:8000 --workers \"${WEB_WORKERS:-3}\" --worker-tmp-dir /dev/shm --access-logfile - --graceful-timeout 5 'cartoparty:create_app()'"]
+# The exec form: gunicorn is PID 1 and gets `docker stop`'s SIGTERM (graceful shutdown).
+# gunicorn.conf.py reads WEB_WORKERS and WEB_THREADS; the heartbeat files stay in memory.
+CMD ["gunicorn", "--config", "/app/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--worker-tmp-dir", "/dev/shm", "cartoparty:create_app()"]

@@ -104,7 +104,7 @@ PHOTOS = """
 
 def create_database(base_url, name, rows, walkers):
     """Create, migrate and fill database `name`; return (its URL, the organiser's session cookie)."""
-    from cartoparty.auth import hash_password
+    from cartoparty.auth import hash_password, start_session
     from cartoparty.extensions import db, upgrade_schema
     from cartoparty.models import Event, Organiser, Team
     from cartoparty.zones import read_zone
@@ -125,8 +125,10 @@ def create_database(base_url, name, rows, walkers):
         db.session.add_all(teams)
         db.session.commit()
         event_id, team_ids, organiser_id = event.id, [t.id for t in teams], organiser.id
+        session_key = start_session(organiser_id)  # sessions live on the server too
+        db.session.commit()
         cookie = app.session_interface.get_signing_serializer(app).dumps(
-            {"organiser_id": organiser_id, "_permanent": True})
+            {"organiser_id": organiser_id, "organiser_session": session_key, "_permanent": True})
         db.engine.dispose()
     bounds = {"west": WEST, "south": SOUTH, "east": EAST, "north": NORTH}
     with psycopg.connect(dsn(url), autocommit=True) as conn:

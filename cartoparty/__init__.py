@@ -15,6 +15,7 @@ def create_app(config=None):
         events,
         exports,
         feedback,
+        headers,
         i18n,
         inputs,
         organise,
@@ -43,6 +44,14 @@ def create_app(config=None):
     }
     app.json.sort_keys = False
     app.json.ensure_ascii = False
+    if app.config["FORWARDED_PROXIES"]:
+        # The client's address, the scheme and the host as the proxy saw them (secure cookies,
+        # absolute URLs); never the prefix or port headers, which our proxy does not set.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = app.config["FORWARDED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies,
+                                x_port=0, x_prefix=0)
 
     app.extensions["cartoparty.presets"] = presets.load(app.config.get("PRESET_DIR",
                                                                        presets.PRESET_DIR))
@@ -61,30 +70,29 @@ def create_app(config=None):
 
     @app.after_request
     def security_headers(response):
-        # No other site may frame a page (clickjacking the walker's or the organiser's buttons),
-        # nor a browser guess a type other than the one sent. Cross-site requests (the map's
-        # tiles) carry only the origin: tile servers ask for it, a join code must not leak.
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        return response
+        # CSP, nosniff, no framing, Referrer-Policy, HSTS and Cache-Control (cartoparty/headers.py).
+        return headers.add(response)
 
     @app.before_request
     def refuse_cross_site_requests():
-        # Only what a browser sends by itself (its cookie) can be forged from another site: the
-        # walkers' API uses a bearer token, scripts an Authorization header that no other
-        # site can make a browser send.
+        # Only what a browser sends by itself (its cookie) can be forged from another site. The
+        # walkers' API takes a bearer token and no cookie (the route checks it), so it has
+        # nothing to forge.
+        from .auth import current_organiser
+        from .errors import Unauthorised
+
         if request.method in ("GET", "HEAD", "OPTIONS") or request.blueprint in walkers_api:
             return
-        # With a cookie session the token is asked whatever else the request carries: an
-        # Authorization header that does not authenticate must not let a forged form through.
-        # Without one, there is nothing to forge: HTTP Basic is checked by the route, and an
-        # API call with no one signed in gets its 401 there (pages keep the check, the sign-in
-        # form included).
-        if "organiser_id" not in session and (request.authorization is not None
-                                              or request.path.startswith("/api/")):
+        # Without a cookie session, the organisers' API is for scripts: skipped only when their
+        # HTTP Basic credentials do sign an organiser in (no page asks a browser for them, so
+        # none keeps them to send by itself); any other Authorization header is a 401 here,
+        # before the route does anything.
+        if "organiser_id" not in session and request.path.startswith("/api/"):
+            if current_organiser() is None:
+                raise Unauthorised("organiser_sign_in", field="Authorization")
             return
+        # A cookie session always needs its token, whatever Authorization header comes along;
+        # pages too, the sign-in form included.
         csrf.protect()
 
     return app

@@ -1,19 +1,29 @@
 """Organiser accounts: signing in and out, and the decorators that guard organiser pages.
 
 There is no open sign-up: accounts are made with `cartoparty organiser add`. Failed sign-ins
-are counted in the database (so every gunicorn worker sees them) to slow down guessing."""
+are counted in the database (so every gunicorn worker sees them) to slow down guessing, per
+email and address (auth.check_password). A session lives on the server too: signing out ends it
+for every copy of its cookie."""
 
 import functools
 from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from .auth import current_organiser, find_organiser, load_event, remember_failure, too_many_failures
+from .auth import (
+    TooManyAttempts,
+    check_password,
+    current_organiser,
+    end_session,
+    end_stale_sessions,
+    load_event,
+    start_session,
+)
 from .errors import Forbidden, Unauthorised
+from .extensions import db
 from .i18n import language, messages
 
 bp = Blueprint("accounts", __name__)
-
 
 
 def safe_next(target):
@@ -31,24 +41,29 @@ def sign_in():
     if request.method == "GET":
         return render_template("organise/sign_in.html", next_page=next_page, error=None)
     email = request.form.get("email", "").strip().lower()
-    if too_many_failures(email):
-        error = messages(language())["too_many_attempts"]
-        return render_template("organise/sign_in.html", next_page=next_page, error=error,
-                               email=email), 429
-    organiser = find_organiser(email, request.form.get("password", ""))
+    try:
+        organiser = check_password(email, request.form.get("password", ""))
+    except TooManyAttempts as refusal:
+        return render_template("organise/sign_in.html", next_page=next_page, email=email,
+                               error=refusal.text(language())), 429, refusal.headers
     if organiser is None:
-        remember_failure(email)
         error = messages(language())["wrong_password"]
         return render_template("organise/sign_in.html", next_page=next_page, error=error,
                                email=email), 401
+    end_session(session.get("organiser_session"))
+    end_stale_sessions()
     session.clear()
     session.permanent = True
     session["organiser_id"] = organiser.id
+    session["organiser_session"] = start_session(organiser.id)
+    db.session.commit()
     return redirect(next_page)
 
 
 @bp.post("/sign-out")
 def sign_out():
+    end_session(session.get("organiser_session"))
+    db.session.commit()
     session.clear()
     return redirect(url_for("accounts.sign_in"))
 

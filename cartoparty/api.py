@@ -1,10 +1,12 @@
-"""The API's shared parts: its OpenAPI description, the presets, and reading JSON bodies."""
+"""The API's shared parts: its OpenAPI description (against which every request is checked,
+apispec.py), the presets, and reading JSON bodies."""
 
 import json
 from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request
 
+from . import apispec
 from .errors import CartopartyError, Invalid
 from .i18n import CATALOGS
 from .inputs import MAX_DEPTH, check_json
@@ -16,11 +18,16 @@ OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text(encoding
 OPENAPI["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"] = \
     sorted(key.removeprefix("error.") for key in CATALOGS["en"] if key.startswith("error."))
 
+bp.record_once(lambda state: apispec.register(state.app, OPENAPI))
+bp.before_app_request(apispec.check_request)
+bp.after_app_request(apispec.refuse_answer)
 
-def json_body():
-    """The request's JSON object, or a 4xx naming what is wrong with it."""
+
+def json_body(max_bytes=None):
+    """The request's JSON object (of at most `max_bytes`, MAX_JSON_BYTES unless given), or a
+    4xx naming what is wrong with it."""
     raw = request.get_data(cache=True)
-    if len(raw) > current_app.config["MAX_JSON_BYTES"]:
+    if len(raw) > (max_bytes or current_app.config["MAX_JSON_BYTES"]):
         raise CartopartyError("too_large", status=413)
     if request.mimetype != "application/json":
         raise CartopartyError("json_media_type", field="Content-Type", status=415)
@@ -37,6 +44,7 @@ def json_body():
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise CartopartyError("json_unicode") from None
+    apispec.check_body()
     return body
 
 

@@ -3,6 +3,7 @@
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import localdb
 
@@ -53,13 +54,39 @@ def overpass_endpoints(environ=os.environ):
     return [url.strip() for url in value.split(",") if url.strip()]
 
 
+def public_url(environ=os.environ):
+    """PUBLIC_URL without its trailing slash ("https://carto.example.org", a path prefix
+    allowed), or "" when unset; a ValueError for anything that is not an http(s) address."""
+    value = environ.get("PUBLIC_URL", "").strip().rstrip("/")
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.hostname
+                  or parts.query or parts.fragment or parts.username):
+        raise ValueError("PUBLIC_URL must be an http(s) address such as https://carto.example.org")
+    return value
+
+
+def session_cookie_secure(environ=os.environ):
+    """SESSION_COOKIE_SECURE ("1" or "0"); when unset, whether PUBLIC_URL is an https:// one."""
+    value = environ.get("SESSION_COOKIE_SECURE", "").strip()
+    if value:
+        return value == "1"
+    return environ.get("PUBLIC_URL", "").strip().lower().startswith("https://")
+
+
 def from_environment(instance_path):
     """The app's configuration as a dict."""
     return {
         "SECRET_KEY": secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url(),
         # No pre-ping: it costs a round trip per request; connections are renewed every 30 min.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
+        # One pooled connection per gunicorn thread (gunicorn.conf.py reads WEB_THREADS too), and
+        # a little overflow rather than a thread waiting for a connection.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800,
+                                      "pool_size": int(os.environ.get("WEB_THREADS", "8")),
+                                      "max_overflow": 2},
+        # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none,
+        # the headers are ignored: anyone could send them).
+        "FORWARDED_PROXIES": int(os.environ.get("FORWARDED_PROXIES", "0")),
         "PHOTO_DIR": os.environ.get("PHOTO_DIR", str(Path(instance_path) / "photos")),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 12 * 1024 * 1024)),
         # The walkers' app sends photos of at most 2048 px a side (4 Mpx); 25 Mpx leaves room for
@@ -67,8 +94,11 @@ def from_environment(instance_path):
         "MAX_PHOTO_PIXELS": int(os.environ.get("MAX_PHOTO_PIXELS", 25_000_000)),
         "MAX_JSON_BYTES": 64 * 1024,
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        # The session cookie: never read by scripts, not sent along by other sites' forms, and
+        # over HTTPS only when the app is served over it.
+        "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
+        "SESSION_COOKIE_SECURE": session_cookie_secure(),
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_CHECK_DEFAULT": False,  # checked in create_app, for cookie sessions only
         "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Paris"),
@@ -85,6 +115,7 @@ def from_environment(instance_path):
         "OSM_AUTH_URL": os.environ.get("OSM_AUTH_URL", "").strip().rstrip("/") or OSM_AUTH_URL,
         # Encrypts the OSM tokens at rest (a Fernet key); derived from SECRET_KEY when unset.
         "OSM_TOKEN_KEY": os.environ.get("OSM_TOKEN_KEY", ""),
-        # The deployment's public address, for the changesets' `host` tag (none when unset).
-        "PUBLIC_URL": os.environ.get("PUBLIC_URL", "").strip().rstrip("/"),
+        # The deployment's public address: every absolute link the app hands out, the OAuth
+        # callback and the changesets' `host` tag (links on the request's host when unset).
+        "PUBLIC_URL": public_url(),
     }

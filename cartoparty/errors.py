@@ -84,7 +84,7 @@ def register(app):
 
     @app.errorhandler(CartopartyError)
     def user_error(error):
-        return _render(error)
+        return _render(error, getattr(error, "headers", None))  # Retry-After of a 429
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):

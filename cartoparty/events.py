@@ -1,16 +1,20 @@
-"""Events as walkers see them through the API, and joining one."""
+"""Events as walkers see them through the API, and joining one.
+
+Joins are counted per address (a whole party may share one router: tens a minute pass, a flood
+does not), and a pseudonym that looks like one taken in the event is refused."""
 
 import json
+import math
 import secrets
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, jsonify
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 
 from .api import json_body, refuse_unknown_fields
-from .auth import load_event
+from .auth import TooManyAttempts, client_address, keyed_hash, load_event
 from .errors import Conflict, Invalid
 from .extensions import db
 from .models import Event, Participant, Team, hash_token
@@ -57,9 +61,39 @@ def clean_pseudonym(value):
     return value
 
 
+# A party of a couple of hundred walkers behind one router (a library's wifi, a phone network's
+# NAT) all join in the first minutes; a script creating thousands of walkers is stopped.
+JOINS_PER_WINDOW = 300
+JOIN_WINDOW = timedelta(minutes=10)
+# One row per address: the window restarts once it is over. Set-based, so concurrent joins from
+# several workers count exactly; a day-old row is forgotten by the next join.
+COUNT_JOIN = text("""
+    INSERT INTO join_rate AS r (address_hash, window_started_at, joins) VALUES (:address, now(), 1)
+    ON CONFLICT (address_hash) DO UPDATE
+    SET window_started_at = CASE WHEN r.window_started_at > now() - :window
+                                 THEN r.window_started_at ELSE now() END,
+        joins = CASE WHEN r.window_started_at > now() - :window THEN r.joins + 1 ELSE 1 END
+    RETURNING joins, ceil(extract(epoch FROM window_started_at + :window - now()))::int AS wait
+""")
+FORGET_JOINS = text("DELETE FROM join_rate WHERE window_started_at < now() - interval '1 day'")
+
+
+def count_join():
+    """Count a join from the client's address (committed, whatever becomes of the join); a 429
+    once the address joined JOINS_PER_WINDOW times in the current window."""
+    db.session.execute(FORGET_JOINS)
+    joins, wait = db.session.execute(COUNT_JOIN, {"address": keyed_hash("join", client_address()),
+                                                  "window": JOIN_WINDOW}).one()
+    db.session.commit()
+    if joins > JOINS_PER_WINDOW:
+        wait = max(wait, 1)
+        raise TooManyAttempts("join_rate_limited", wait, n=math.ceil(wait / 60))
+
+
 @bp.post("/<slug>/participants")
 def join(slug):
     event = load_event(slug)
+    count_join()
     body = json_body()
     refuse_unknown_fields(body, {"pseudonym", "consent", "team"})
     pseudonym = clean_pseudonym(body.get("pseudonym"))
@@ -69,6 +103,8 @@ def join(slug):
     if body.get("team") is not None and team is None:
         raise Invalid("team_link", field="team")
     token = secrets.token_urlsafe(32)
+    # The pseudonym's skeleton comes with the row (models.Participant): the unique index on
+    # (event, skeleton) refuses "Camille" again, "CAMILLE", and "Cаmіllе" in Cyrillic letters.
     participant = Participant(event_id=event.id, pseudonym=pseudonym, team_id=team and team.id,
                               token_hash=hash_token(token), consented_at=datetime.now(UTC))
     db.session.add(participant)

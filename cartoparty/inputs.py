@@ -42,6 +42,7 @@ def check_request():
     forms = ("application/x-www-form-urlencoded", "multipart/form-data")
     for source in (request.args, request.form) if request.mimetype in forms else (request.args,):
         for name, values in source.lists():
+            name = name or ""  # werkzeug names None a multipart part whose name holds a line break
             check_text(name, name)
             for value in values:
                 check_text(value, name)

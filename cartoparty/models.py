@@ -36,6 +36,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import UserDefinedType
 
 from .extensions import db
+from .lookalikes import skeleton
 
 
 class XID8(UserDefinedType):
@@ -136,6 +137,11 @@ class Participant(db.Model):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"),
                                                 index=True)
     pseudonym: Mapped[str] = mapped_column(String(40))
+    # What the pseudonym looks like (lookalikes.skeleton), computed once when the row is written:
+    # one per event, so a look-alike of a taken pseudonym is refused by the index itself, even
+    # when two walkers join at once. NULL only for rows written by hand in SQL (the benches).
+    pseudonym_skeleton: Mapped[str | None] = mapped_column(
+        Text, default=lambda context: skeleton(context.get_current_parameters()["pseudonym"]))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # When the walker answered the feedback form (to the hour): they answer once, and the
@@ -143,7 +149,7 @@ class Participant(db.Model):
     feedback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("participant_pseudonym_unique", "event_id", func.lower(pseudonym), unique=True),
+        Index("participant_skeleton_unique", "event_id", "pseudonym_skeleton", unique=True),
     )
 
 
@@ -318,13 +324,33 @@ class AuditEntry(db.Model):
     after: Mapped[dict] = mapped_column(JSONB)
 
 
-class SignInAttempt(db.Model):
-    """A failed sign-in, kept a while to slow down password guessing."""
+class SignInFailure(db.Model):
+    """Recent failed sign-ins of one email from one address: guessing from there gets slower, and
+    only there. `key` is an HMAC of the pair: neither the email nor the address is kept."""
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), index=True)
-    address: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class OrganiserSession(db.Model):
+    """A signed-in browser. Its cookie holds a random key whose hash is `key_hash`: signing out
+    deletes the row, and every copy of the cookie stops working."""
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organiser_id: Mapped[int] = mapped_column(ForeignKey("organiser.id", ondelete="CASCADE"),
+                                              index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class JoinRate(db.Model):
+    """How many joins came lately from one address (an HMAC of it), to slow down a flood of fake
+    walkers while a whole party behind one router still joins."""
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    joins: Mapped[int] = mapped_column(Integer)
 
 
 class OsmElement(db.Model):

@@ -16,6 +16,7 @@ from .errors import CartopartyError, Invalid, NotFound
 from .events import event_json
 from .extensions import db
 from .i18n import language, messages
+from .links import external_url
 from .models import Event, Participant, Submission, Team
 from .osm.conflate import read_match_radii
 from .presets import all_presets
@@ -168,9 +169,10 @@ def _teams(event):
 
 def _settings_page(event, status=200, error=None, form=None):
     """The event's settings and teams, with an error's text when something was refused."""
+    teams = _teams(event)
     return render("organise/event_form.html", status, event=event, form=form or {}, error=error,
-                  zone=event_json(event)["zone"], teams=_teams(event),
-                  join_url=url_for("walker.page", slug=event.slug, _external=True))
+                  zone=event_json(event)["zone"], teams=teams, join_url=join_url(event),
+                  team_urls={team.id: join_url(event, team) for team, _, _ in teams})
 
 
 @bp.route("/<slug>/settings", methods=["GET", "POST"])
@@ -240,8 +242,8 @@ def delete_team(event, organiser, team_id):
 def join_url(event, team=None):
     """The link walkers open (printed as a QR code)."""
     if team is None:
-        return url_for("walker.page", slug=event.slug, _external=True)
-    return url_for("walker.page", slug=event.slug, team=team.join_code, _external=True)
+        return external_url("walker.page", slug=event.slug)
+    return external_url("walker.page", slug=event.slug, team=team.join_code)
 
 
 def qr_response(url, kind):

@@ -46,10 +46,11 @@ from defusedxml.ElementTree import ParseError
 from defusedxml.ElementTree import fromstring as parse_xml
 from flask import current_app
 from psycopg.types.json import Jsonb
-from sqlalchemy import func, text
+from sqlalchemy import text
 
 from .errors import Invalid
 from .extensions import db
+from .lookalikes import skeleton
 from .models import Participant
 from .presets import LIMITS, all_presets, check_tags
 from .submissions import read_number
@@ -340,8 +341,8 @@ def import_participant(event, source):
     wanted = wanted if len(wanted) <= 40 else wanted[:39] + "…"
     pseudonym, n = wanted, 1
     while db.session.scalar(db.select(Participant.id).where(
-            Participant.event_id == event.id, func.lower(Participant.pseudonym) == pseudonym.lower())):
-        n += 1  # a walker chose this pseudonym already
+            Participant.event_id == event.id, Participant.pseudonym_skeleton == skeleton(pseudonym))):
+        n += 1  # a walker chose this pseudonym, or one that looks like it, already
         pseudonym = f"{wanted[:35]} ({n})"
     participant = Participant(event_id=event.id, pseudonym=pseudonym, token_hash=marker,
                               consented_at=datetime.now(UTC))

@@ -4,11 +4,12 @@ that other maps (uMap, a town's portal) can load as it is."""
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, json, render_template, url_for
+from flask import Blueprint, Response, current_app, json, render_template
 from sqlalchemy import text
 
 from .extensions import db
 from .i18n import format_time, language, messages
+from .links import external_url
 from .walker import LEAFLET_VERSION
 
 bp = Blueprint("public", __name__)
@@ -37,9 +38,9 @@ def listed_events(now=None):
             "starts_at": row["starts_at"].isoformat() if row["starts_at"] else None,
             "ends_at": row["ends_at"].isoformat() if row["ends_at"] else None,
             # Walkers join what is still to come; what is over leads to its restitution.
-            "join_url": url_for("walker.page", slug=row["slug"], _external=True)
+            "join_url": external_url("walker.page", slug=row["slug"])
             if row["status"] != "past" else None,
-            "restitution_url": url_for("restitution.page", slug=row["slug"], _external=True)
+            "restitution_url": external_url("restitution.page", slug=row["slug"])
             if row["published"] else None,
         },
     } for row in rows]

@@ -18,6 +18,7 @@ from .auth import current_organiser, load_event
 from .errors import Invalid, NotFound
 from .extensions import db
 from .i18n import language
+from .links import external_url
 from .organise import render
 from .osm.upload import uploaded_counts
 from .presets import all_presets
@@ -205,7 +206,7 @@ def page(slug):
 def organise(event, organiser):
     """The organisers' page: publish or not, list on /events or not, and the feedback."""
     return render("restitution/organise.html", event=event, summary=feedback.summary(event),
-                  public_url=url_for("restitution.page", slug=event.slug, _external=True))
+                  public_url=external_url("restitution.page", slug=event.slug))
 
 
 ACTIONS = {"publish", "unpublish", "list", "unlist"}

@@ -6,14 +6,14 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import bindparam, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from . import walkerview
 from .api import json_body, refuse_unknown_fields
 from .auth import current_organiser, current_participant, load_event, participant_required
-from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorised
+from .errors import CartopartyError, Conflict, Forbidden, Invalid, NotFound, Unauthorised
 from .extensions import db
 from .models import Event, Status, Submission
 from .osm.conflate import OSM_MATCH
@@ -120,16 +120,22 @@ def submission_json(submission_id):
     return _as_json(row)
 
 
-# One round trip stores a new point inside the zone and returns it; nothing comes back for a
-# replay (the client_id exists) or a point outside the zone, told apart afterwards.
+# One statement stores the new points inside the zone and returns them; nothing comes back for
+# a replay (its client_id exists, maybe from earlier in the same batch) or a point outside the
+# zone, told apart afterwards. The items come as one JSON array: one round trip for 50 points.
 INSERT = text("""
     WITH new AS (
         INSERT INTO submission AS s (event_id, participant_id, client_id, preset, geom, accuracy,
                                      tags, note, observed_at, body_sha256, status, version)
-        SELECT e.id, :participant_id, :client_id, :preset, point.geom, :accuracy, :tags, :note,
-               coalesce(:observed_at, now()), :digest, 'pending', 1
-        FROM event e, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom) AS point
-        WHERE e.id = :event_id AND (e.allow_outside_zone OR ST_Covers(e.zone, point.geom))
+        SELECT e.id, :participant_id, i.client_id, i.preset, point.geom, i.accuracy, i.tags, i.note,
+               coalesce(i.observed_at, now()), i.digest, 'pending', 1
+        FROM jsonb_to_recordset(:items) AS i(position int, client_id uuid, preset text,
+                                             lat float8, lon float8, accuracy float8, tags jsonb,
+                                             note text, observed_at timestamptz, digest text)
+        CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS geom) AS point
+        JOIN event e ON e.id = :event_id
+        WHERE e.allow_outside_zone OR ST_Covers(e.zone, point.geom)
+        ORDER BY i.position
         ON CONFLICT ON CONSTRAINT submission_client_id_unique DO NOTHING
         RETURNING s.*
     )
@@ -137,31 +143,116 @@ INSERT = text("""
            ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note, s.status::text AS status, s.observed_at,
            s.received_at, 0 AS photo_count
     FROM new s
-""").bindparams(bindparam("tags", type_=JSONB), bindparam("client_id", type_=UUID),
-                bindparam("observed_at", type_=db.DateTime(timezone=True)),
-                bindparam("accuracy", type_=db.Float))
+""").bindparams(bindparam("items", type_=JSONB))
+
+# The points of these client_ids stored before (or earlier in the batch), to answer replays.
+STORED = text(f"""
+    SELECT {SUBMISSION_COLUMNS}, s.participant_id, s.body_sha256
+    FROM submission s WHERE s.event_id = :event_id AND s.client_id = ANY(:client_ids)
+""").bindparams(bindparam("client_ids", type_=ARRAY(UUID)))  # noqa: S608  (fixed fragments only)
+
+
+def _read_item(event, body):
+    """(values, digest) of one body, checked as a single POST checks it."""
+    if not isinstance(body, dict):
+        raise Invalid("json_not_object")
+    if len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()) > \
+            current_app.config["MAX_JSON_BYTES"]:
+        raise CartopartyError("too_large", status=413)
+    return read_submission(event, body), body_digest(body)
+
+
+def _as_item(values, position, digest):
+    return {**values, "position": position, "digest": digest, "client_id": str(values["client_id"]),
+            "observed_at": values["observed_at"] and values["observed_at"].isoformat()}
+
+
+def store(event, participant, bodies):
+    """Check the bodies and store the new points in one INSERT. For each body, in order:
+    (201 or 200, the point as the API shows it), or the CartopartyError refusing it (409 for a
+    client_id taken by another body, 422 for a wrong field or a point outside the zone).
+    The caller commits."""
+    outcomes, checked = [None] * len(bodies), {}
+    for position, body in enumerate(bodies):
+        try:
+            checked[position] = _read_item(event, body)
+        except CartopartyError as error:
+            outcomes[position] = error
+    items = [_as_item(values, position, digest) for position, (values, digest) in checked.items()]
+    inserted = {row["client_id"]: row for row in db.session.execute(INSERT, {
+        "items": items, "event_id": event.id, "participant_id": participant.id}).mappings()
+    } if items else {}
+    for position, (values, _) in checked.items():
+        # A client_id sent twice in one batch was stored from its first body; pop() leaves the
+        # others to be told replays or conflicts like any body sent again.
+        row = inserted.pop(str(values["client_id"]), None)
+        if row is not None:
+            outcomes[position] = (201, _as_json(row))
+    rest = [position for position in checked if outcomes[position] is None]
+    stored = {row["client_id"]: row for row in db.session.execute(STORED, {
+        "event_id": event.id, "client_ids": [checked[p][0]["client_id"] for p in rest]}).mappings()
+    } if rest else {}
+    for position in rest:
+        values, digest = checked[position]
+        outcomes[position] = _replay(stored.get(str(values["client_id"])), participant, digest)
+    return outcomes
+
+
+def _replay(stored, participant, digest):
+    """The answer to a body whose point was not stored now: a replay, a conflict, or outside."""
+    if stored is None:
+        return Invalid("outside_zone", field="lat")
+    if stored["participant_id"] != participant.id or stored["body_sha256"] != digest:
+        return Conflict("client_id_taken", field="client_id")
+    row = {name: value for name, value in stored.items() if name not in ("participant_id", "body_sha256")}
+    return 200, _as_json(row)
 
 
 @bp.post("/<slug>/submissions")
 @participant_required
 def create(event, participant):
-    body = json_body()
-    values = read_submission(event, body)
-    digest = body_digest(body)
-    inserted = db.session.execute(INSERT, {
-        **values, "event_id": event.id, "participant_id": participant.id, "digest": digest,
-    }).mappings().one_or_none()
-    if inserted is not None:
-        db.session.commit()
-        return jsonify(_as_json(inserted)), 201
-    stored = db.session.execute(
-        db.select(Submission.id, Submission.participant_id, Submission.body_sha256)
-        .filter_by(event_id=event.id, client_id=values["client_id"])).one_or_none()
-    if stored is None:
-        raise Invalid("outside_zone", field="lat")
-    if stored.participant_id != participant.id or stored.body_sha256 != digest:
-        raise Conflict("client_id_taken", field="client_id")
-    return jsonify(submission_json(stored.id)), 200
+    [outcome] = store(event, participant, [json_body()])
+    if isinstance(outcome, CartopartyError):
+        raise outcome
+    db.session.commit()
+    status, submission = outcome
+    return jsonify(submission), status
+
+
+MAX_BATCH = 50
+# 50 points with long notes; each is still held to MAX_JSON_BYTES, as a single POST is.
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+def _error_json(error):
+    return {"code": error.code, "field": error.field, "message": error.message,
+            "params": error.detail()["params"]}
+
+
+def _result(body, outcome):
+    client_id = body.get("client_id") if isinstance(body, dict) else None
+    result = {"client_id": client_id if isinstance(client_id, str) else None}
+    if isinstance(outcome, CartopartyError):
+        return {**result, "status": outcome.status, "error": _error_json(outcome)}
+    return {**result, "status": outcome[0], "submission": outcome[1]}
+
+
+@bp.post("/<slug>/submissions/batch")
+@participant_required
+def create_batch(event, participant):
+    """Up to 50 new points in one request and one INSERT, answered point by point: a phone
+    back online sends what waited in seconds. The request is refused only when its envelope is
+    wrong; each point is checked and stored, or refused, as a single POST would be."""
+    body = json_body(MAX_BATCH_BYTES)
+    refuse_unknown_fields(body, {"submissions"})
+    bodies = body.get("submissions")
+    if not isinstance(bodies, list):
+        raise Invalid("batch_not_list", field="submissions")
+    if len(bodies) > MAX_BATCH:
+        raise Invalid("batch_too_long", field="submissions", max=MAX_BATCH)
+    outcomes = store(event, participant, bodies) if bodies else []
+    db.session.commit()
+    return jsonify({"results": [_result(b, o) for b, o in zip(bodies, outcomes, strict=True)]}), 200
 
 
 def _own_pending_submission(event, participant, client_id):

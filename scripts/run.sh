@@ -24,8 +24,8 @@ echo
 # running is finished first). Both run in the background so that `wait` lets the traps run.
 $BIN/cartoparty worker &
 worker=$!
-$BIN/gunicorn --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-3}" \
-  --access-logfile - --graceful-timeout 5 "cartoparty:create_app()" &
+# gunicorn.conf.py: threaded workers (WEB_WORKERS × WEB_THREADS), short time-outs.
+$BIN/gunicorn --config gunicorn.conf.py --bind "127.0.0.1:$PORT" "cartoparty:create_app()" &
 server=$!
 trap 'kill -TERM "$server" "$worker" 2>/dev/null || true; wait "$server" "$worker" || true' EXIT
 trap 'exit 130' INT

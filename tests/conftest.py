@@ -5,11 +5,13 @@ import json
 import os
 import threading
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 import pytest
+from flask.testing import FlaskClient
 from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import scoped_session, sessionmaker
@@ -17,9 +19,9 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 
 from cartoparty import config, create_app, localdb  # noqa: E402
-from cartoparty.auth import hash_password  # noqa: E402
+from cartoparty.auth import hash_password, start_session  # noqa: E402
 from cartoparty.extensions import db, upgrade_schema  # noqa: E402
-from cartoparty.models import Event, Organiser  # noqa: E402
+from cartoparty.models import Event, JoinRate, Organiser, SignInFailure  # noqa: E402
 from cartoparty.zones import read_zone  # noqa: E402
 
 # A square of about 1.1 km around Chambéry's Place Saint-Léger (lon, lat).
@@ -59,9 +61,26 @@ def app(database_url, tmp_path_factory):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PHOTO_DIR": str(tmp_path_factory.mktemp("photos")),
     })
+    app.test_client_class = SignedInClient
     with app.app_context():
         upgrade_schema()
     return app
+
+
+class SignedInClient(FlaskClient):
+    """The test client; `session["organiser_id"] = …` in its session_transaction() also opens
+    the server-side session that signing in opens (auth.start_session)."""
+
+    @contextmanager
+    def session_transaction(self, *args, **kwargs):
+        with super().session_transaction(*args, **kwargs) as session:
+            before = session.get("organiser_id")
+            yield session
+            organiser_id = session.get("organiser_id")
+            if organiser_id is not None and (organiser_id != before
+                                             or "organiser_session" not in session):
+                session["organiser_session"] = start_session(organiser_id)
+                db.session.commit()
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +89,11 @@ def _rolled_back(request, app):
     if request.node.get_closest_marker("commits"):
         with app.app_context():
             yield
+            # Joins and failed sign-ins are counted per address, 127.0.0.1 for every test: those
+            # a test committed must not slow down the next ones.
+            db.session.execute(db.delete(JoinRate))
+            db.session.execute(db.delete(SignInFailure))
+            db.session.commit()
         return
     with app.app_context():
         connection = db.engine.connect()

@@ -608,3 +608,76 @@ def test_documented_query_parameters_are_the_ones_read(client, organiser, route)
                               query_string={k: v for k, v in examples.items() if k != name})
         assert response.status_code == 422
         assert response.json["error"]["field"] == name
+
+
+def stricter_document(app, monkeypatch, *edits):
+    """The app checks requests against a copy of its document with `edits` (pointer, value)."""
+    from cartoparty import apispec
+    from cartoparty.api import OPENAPI
+
+    document = json.loads(json.dumps(OPENAPI))
+    for json_pointer, value in edits:
+        *parents, last = json_pointer.strip("/").split("/")
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    monkeypatch.setitem(app.extensions, apispec.EXTENSION, apispec.build(document))
+
+
+@pytest.fixture
+def point(client, event):
+    from conftest import join
+
+    walker = join(client, event.slug)
+    return client.post("/api/events/party/submissions", json=a_submission(), headers=walker).json["id"]
+
+
+def basic_auth():
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(b"alice@example.org:correct horse").decode()}
+
+
+def test_a_body_the_document_refuses_is_refused_naming_the_field_and_nothing_is_saved(
+        app, client, event, point, monkeypatch):
+    make_organiser(events=[event])
+    stricter_document(app, monkeypatch, ("/components/schemas/Decision/properties/reason/maxLength", 5))
+    response = client.post(f"/api/organise/party/submissions/{point}/approve",
+                           json={"version": 1, "reason": "looks right"}, headers=basic_auth())
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_field"
+    assert response.json["error"]["field"] == "reason"
+    db.session.rollback()  # as the end of the request does (the tests' app context outlives it)
+    assert db.session.scalar(text("SELECT status::text FROM submission WHERE id = :id"), {"id": point}) \
+        == "pending"
+
+
+def test_what_the_route_refuses_itself_keeps_its_own_error(app, client, event, point, monkeypatch):
+    make_organiser(events=[event])
+    stricter_document(app, monkeypatch, ("/components/schemas/Decision/properties/reason/maxLength", 5))
+    response = client.post(f"/api/organise/party/submissions/{point}/approve",
+                           json={"version": 1, "reason": "x" * 501}, headers=basic_auth())
+    assert (response.status_code, response.json["error"]["code"]) == (422, "reason_too_long")
+    unauthorised = client.post(f"/api/organise/party/submissions/{point}/approve",
+                               json={"version": 1, "reason": "looks right"})
+    assert unauthorised.status_code == 401
+
+
+def test_a_query_parameter_the_document_refuses_replaces_the_answer(app, client, event, monkeypatch):
+    make_organiser(events=[event])
+    stricter_document(app, monkeypatch, ("/components/parameters/per_page/schema/minimum", 15))
+    assert client.get("/api/organise/party/list?per_page=20", headers=basic_auth()).status_code == 200
+    response = client.get("/api/organise/party/list?per_page=10", headers=basic_auth())
+    assert response.status_code == 422
+    assert (response.json["error"]["code"], response.json["error"]["field"]) == ("invalid_field", "per_page")
+
+
+def test_a_nested_field_the_document_refuses_is_named_by_its_path(app, client, event, point, monkeypatch):
+    make_organiser(events=[event])
+    maximum = "/components/schemas/BulkDecision/properties/items/items/properties/id/maximum"
+    stricter_document(app, monkeypatch, (maximum, point))
+    response = client.post("/api/organise/party/review/bulk", headers=basic_auth(), json={
+        "action": "approve", "items": [{"id": point, "version": 1}, {"id": point + 1, "version": 1}]})
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "items[1].id"

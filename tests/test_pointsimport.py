@@ -178,6 +178,14 @@ def test_a_walker_holding_the_pseudonym_keeps_their_own_points_apart(client, eve
     assert names == ["Import: points.csv", "import: points.csv (2)"]
 
 
+def test_a_walker_whose_pseudonym_only_looks_like_the_import_keeps_their_points_apart(
+        client, event, tmp_path):
+    join(client, event.slug, pseudonym="ｉｍｐｏｒｔ: points.csv")  # fullwidth letters
+    import_points(event, write(tmp_path, "points.csv", SAMPLES["points.csv"]), "tree")
+    names = db.session.scalars(db.select(Participant.pseudonym).order_by(Participant.id)).all()
+    assert names == ["ｉｍｐｏｒｔ: points.csv", "import: points.csv (2)"]
+
+
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("notes.txt", "just some notes", "Unknown format"),
     ("points.csv", "lat,lon,species\n45.565,5.92,Érable\n".encode("latin-1"), "not UTF-8 text (line 2)"),

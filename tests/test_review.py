@@ -251,3 +251,20 @@ def test_merge_reports_a_stale_duplicate_by_its_own_field(client, organiser, poi
                    {"version": 1, "duplicate": points[2], "duplicate_version": 7})
     assert response.status_code == 409
     assert response.json["error"]["field"] == "duplicate_version"
+
+
+def test_bulk_decision_takes_its_documented_5000_items(client, organiser, points):
+    items = [{"id": id_, "version": 1} for id_ in points]
+    # The rest at the longest id and version: the largest body 5,000 items make.
+    items += [{"id": 9_000_000_000_000_000_000 + n, "version": 2_000_000_000}
+              for n in range(5000 - len(items))]
+    response = api(client, "post", "/review/bulk", {"action": "approve", "items": items})
+    assert response.status_code == 200, response.json
+    assert response.json["done"] == sorted(points)
+    assert len(response.json["not_changed"]) == 5000 - len(points)
+
+
+def test_bulk_decision_body_is_still_limited(client, organiser, points):
+    items = [{"id": points[0], "version": 1, "padding": "x" * 200} for _ in range(3000)]
+    response = api(client, "post", "/review/bulk", {"action": "approve", "items": items})
+    assert (response.status_code, response.json["error"]["code"]) == (413, "too_large")

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from conftest import a_submission, join, make_event
 from PIL import Image
 
@@ -355,3 +356,180 @@ def test_nul_in_basic_auth_is_refused_not_a_500(client, event):
     response = client.get("/api/events/party/submissions.geojson",
                           headers={"Authorization": f"Basic {credentials}"})
     assert response.status_code == 401
+
+
+# ---- Batches: what a phone back online sends --------------------------------------------------
+
+BATCH = "/api/events/{slug}/submissions/batch"
+
+
+def post_batch(client, walker, bodies, slug="party"):
+    return client.post(f"/api/events/{slug}/submissions/batch", json={"submissions": bodies},
+                       headers=walker)
+
+
+def test_batch_answers_each_point_in_order_as_a_single_post_would(client, walker):
+    from test_api import assert_conforms
+
+    stored = a_submission()
+    first = post(client, walker, stored)
+    new = a_submission(preset="bench", tags={})
+    bodies = [new, stored, {**stored, "note": "changed"}, a_submission(lat=91),
+              a_submission(lat=48.85, lon=2.35), 12, a_submission(colour="green")]
+    response = post_batch(client, walker, bodies)
+    assert response.status_code == 200
+    assert_conforms(response, BATCH, "post")
+    results = response.json["results"]
+    assert [r["status"] for r in results] == [201, 200, 409, 422, 422, 422, 422]
+    assert [r["client_id"] for r in results] == [b["client_id"] if isinstance(b, dict) else None
+                                                 for b in bodies]
+    assert results[0]["submission"]["tags"] == {"amenity": "bench"}
+    assert results[1]["submission"] == first.json
+    assert [r.get("error", {}).get("field") for r in results] == [
+        None, None, "client_id", "lat", "lat", None, "colour"]
+    assert [r["error"]["code"] for r in results[2:]] == [
+        "client_id_taken", "number_range", "outside_zone", "json_not_object", "unknown_field"]
+    assert "submission" not in results[2] and "error" not in results[0]
+    assert count_submissions() == 2
+
+
+def test_replayed_batch_adds_no_rows(client, walker):
+    bodies = [a_submission(note=f"arbre {n}") for n in range(5)]
+    first = post_batch(client, walker, bodies)
+    again = post_batch(client, walker, bodies)
+    assert [r["status"] for r in first.json["results"]] == [201] * 5
+    assert [r["status"] for r in again.json["results"]] == [200] * 5
+    assert [r["submission"] for r in again.json["results"]] == \
+        [r["submission"] for r in first.json["results"]]
+    assert count_submissions() == 5
+    single = post(client, walker, bodies[2])  # the single route knows them too
+    assert (single.status_code, single.json) == (200, first.json["results"][2]["submission"])
+
+
+def test_batch_points_are_stored_in_the_order_sent(client, walker):
+    bodies = [a_submission(note=f"point {n}") for n in range(50)]
+    results = post_batch(client, walker, bodies).json["results"]
+    ids = [result["submission"]["id"] for result in results]
+    assert ids == sorted(ids)
+    assert db.session.scalars(db.select(Submission.note).order_by(Submission.id)).all() == \
+        [body["note"] for body in bodies]
+
+
+@pytest.mark.parametrize(("second", "status"), [({}, 200), ({"note": "autre"}, 409)])
+def test_a_client_id_twice_in_one_batch_is_stored_once(client, walker, second, status):
+    body = a_submission()
+    response = post_batch(client, walker, [body, {**body, **second}])
+    assert [r["status"] for r in response.json["results"]] == [201, status]
+    assert count_submissions() == 1
+
+
+def test_a_batch_of_another_walkers_points_is_a_conflict_per_point(client, event, walker):
+    body = a_submission()
+    post(client, walker, body)
+    other = join(client, "party", "Noor")
+    response = post_batch(client, other, [body, a_submission()])
+    assert [r["status"] for r in response.json["results"]] == [409, 201]
+
+
+@pytest.mark.parametrize("envelope", [
+    {"submissions": [a_submission() for _ in range(51)]},
+    {"submissions": {"0": a_submission()}},
+    {"submissions": None},
+    {},
+    {"submissions": [], "colour": "green"},
+], ids=["51 points", "an object", "null", "missing", "unknown field"])
+def test_a_wrong_envelope_is_refused_whole(client, walker, envelope):
+    response = client.post("/api/events/party/submissions/batch", json=envelope, headers=walker)
+    assert response.status_code == 422
+    assert response.json["error"]["field"] in ("submissions", "colour")
+    assert count_submissions() == 0
+
+
+def test_batch_of_more_than_50_names_the_limit(client, walker):
+    response = post_batch(client, walker, [a_submission() for _ in range(51)])
+    assert response.json["error"]["code"] == "batch_too_long"
+    assert response.json["error"]["params"] == {"max": 50}
+
+
+def test_an_empty_batch_is_an_empty_answer(client, walker):
+    response = post_batch(client, walker, [])
+    assert (response.status_code, response.json) == (200, {"results": []})
+
+
+def test_sizes_are_limited_per_batch_and_per_point(client, walker):
+    huge = post_batch(client, walker, [a_submission(note="x" * 1900) for _ in range(50)] * 12)
+    assert huge.status_code == 413
+    big_point = a_submission(x_filler="y" * 70_000)
+    response = post_batch(client, walker, [big_point, a_submission()])
+    assert [r["status"] for r in response.json["results"]] == [413, 201]
+    assert response.json["results"][0]["error"]["code"] == "too_large"
+    assert count_submissions() == 1
+
+
+def test_a_nul_anywhere_refuses_the_batch_naming_the_point(client, walker):
+    response = post_batch(client, walker, [a_submission(), a_submission(note="a\x00b")])
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "submissions[1].note"
+    assert count_submissions() == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+def test_batch_without_a_valid_token_is_401(client, event, headers):
+    assert post_batch(client, headers, [a_submission()]).status_code == 401
+    assert count_submissions() == 0
+
+
+def test_batch_to_an_unknown_event_is_404(client, walker):
+    assert post_batch(client, walker, [a_submission()], slug="nowhere").status_code == 404
+
+
+@pytest.fixture
+def statements(app):
+    """The SQL statements the app sends to PostgreSQL meanwhile (savepoints left out)."""
+    sent = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "SAVEPOINT" not in statement:
+            sent.append(statement)
+
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", record)
+    yield sent
+    sqlalchemy.event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_a_batch_is_stored_by_one_statement(client, walker, statements):
+    post_batch(client, walker, [a_submission() for _ in range(50)])
+    assert len([s for s in statements if "submission" in s]) == 1
+    assert len(statements) == 2  # the event and its walker, then the 50 points
+    statements.clear()
+    stored = a_submission()
+    post(client, walker, stored)
+    statements.clear()
+    mixed = post_batch(client, walker, [stored, *(a_submission() for _ in range(48)),
+                                        a_submission(lat=48.85, lon=2.35)])
+    assert [r["status"] for r in mixed.json["results"]] == [200] + [201] * 48 + [422]
+    assert len([s for s in statements if "INSERT" in s]) == 1
+    assert len(statements) == 3  # and one look-up for the replay and the point outside the zone
+
+
+@pytest.mark.commits
+def test_racing_batches_of_the_same_points_store_each_once(app, committed_event):
+    walker = join(app.test_client(), "race")
+    bodies = [a_submission() for _ in range(20)]
+    start = threading.Barrier(6)
+    answers = []
+
+    def send():
+        start.wait()
+        answers.append(post_batch(app.test_client(), walker, bodies, slug="race").json["results"])
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for position in range(20):
+        assert sorted(results[position]["status"] for results in answers) == [200] * 5 + [201]
+    rows = db.session.scalar(db.select(db.func.count()).select_from(Submission)
+                             .where(Submission.event_id == committed_event.id))
+    assert rows == 20

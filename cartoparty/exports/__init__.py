@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote
 
-from flask import Blueprint, send_file
+from flask import Blueprint, current_app, send_file
 from sqlalchemy import text
 
 from ..accounts import event_organiser_required
 from ..errors import NotFound
 from ..extensions import db
+from ..headers import sandboxed_policy
 from ..i18n import language
 from ..organise import render
 from .common import licence, licence_text, replace_whole
 from .photos import write_photos
 from .tables import write_csv, write_dae, write_geojson, write_gpkg
-from .webmap import write_html
+from .webmap import map_html, write_html
 
 bp = Blueprint("exports", __name__, url_prefix="/organise")
 
@@ -104,6 +105,19 @@ def download(event, organiser, fmt):
         response.headers["Link"] = f'<{info["licence_url"]}>; rel="license"'
     response.headers["X-Licence"] = _header(info["licence"])
     response.headers["X-Attribution"] = _header(info["attribution"])
+    response.cache_control.private = True
+    response.cache_control.no_store = True
+    return response
+
+
+@bp.get("/<slug>/exports/html/preview")
+@event_organiser_required
+def preview(event, organiser):
+    """The map to share, shown in the browser. Its inline scripts run sandboxed, in an origin of
+    their own: they can neither read the organiser's session nor call the app."""
+    page, _ = map_html(event, language())
+    response = current_app.response_class(page, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = sandboxed_policy(current_app.config["TILE_URL"])
     response.cache_control.private = True
     response.cache_control.no_store = True
     return response

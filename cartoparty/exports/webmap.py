@@ -87,8 +87,15 @@ def map_bounds(points, zone):
 
 
 def write_html(event, path, lang):
+    """Write map_html() to `path`; the number of points."""
+    page, count = map_html(event, lang)
+    Path(path).write_text(page, encoding="utf-8")
+    return count
+
+
+def map_html(event, lang):
     """A self-contained folium map (Leaflet inlined; only the tiles come from the network),
-    opening on the bounds of its points."""
+    opening on the bounds of its points: (the page's HTML, the number of points)."""
     import folium
     from branca.element import Element
 
@@ -117,5 +124,4 @@ def write_html(event, path, lang):
         f"{current_app.config['TILE_ATTRIBUTION']} | {escape(info['attribution'])}, {licence_link}"
     )).add_to(figure)
     _points_layer({"zone": zone, "points": points}).add_to(figure)
-    Path(path).write_text(root.render(), encoding="utf-8")
-    return len(points)
+    return root.render(), len(points)

@@ -18,6 +18,7 @@ from ..accounts import event_organiser_required, signed_in_organiser
 from ..auth import load_event
 from ..errors import CartopartyError, Conflict, Forbidden
 from ..extensions import db
+from ..links import external_url
 from ..models import OsmAccount
 from . import api
 
@@ -124,9 +125,7 @@ def _client():
 def _redirect_uri():
     """The callback's address as registered on the OSM site: on PUBLIC_URL when it is set (behind
     a proxy the request's host may not be the public one)."""
-    public = current_app.config.get("PUBLIC_URL")
-    path = url_for("osmaccount.callback")
-    return f"{public}{path}" if public else url_for("osmaccount.callback", _external=True)
+    return external_url("osmaccount.callback")
 
 
 def _say(key, level="status", **params):

@@ -14,6 +14,7 @@ from ..accounts import event_organiser_required
 from ..errors import CartopartyError, Conflict, NotFound
 from ..extensions import db
 from ..i18n import language
+from ..links import external_url
 from ..models import Event
 from ..organise import render
 from . import changes, upload
@@ -68,7 +69,7 @@ def _send(event, fmt, number, lang):
 def josm_url(event, plan, number):
     """The remote-control link that makes a running JOSM load changeset `number`."""
     token = _signer().dumps([event.id, number, plan.built_at.isoformat()])
-    file_url = url_for("osmchanges.josm_download", token=token, _external=True)
+    file_url = external_url("osmchanges.josm_download", token=token)
     layer = f"{event.name} {number}"[:100]
     # `url` must come last: JOSM takes everything after it as the URL.
     query = urlencode({"new_layer": "true", "layer_name": layer})

@@ -382,6 +382,7 @@ for (const [tab] of TABS) {
   });
 }
 $("#filters").addEventListener("change", () => { page = 1; refresh(); });
+$("#filters").addEventListener("submit", (submitted) => submitted.preventDefault());
 $("#bulk-approve").addEventListener("click", approveSelection);
 $("#prev-page").addEventListener("click", () => { page = Math.max(1, page - 1); loadList(); });
 $("#next-page").addEventListener("click", () => { page += 1; loadList(); });

@@ -21,6 +21,10 @@ const POOR_ACCURACY_M = 20;
 const GHOST_TAP_MS = 400;
 
 const $ = (selector) => document.querySelector(selector);
+// The point and feedback sheets are sent by their buttons: Enter in a field must not submit them.
+for (const sheet of ["#sheet", "#feedback-sheet"]) {
+  $(sheet).addEventListener("submit", (submitted) => submitted.preventDefault());
+}
 const myTeam = () => JSON.parse(localStorage.getItem(`${tokenKey}:team`) || "null");
 
 // A team walks one theme: its presets only (all of them if the theme names none of the event's).

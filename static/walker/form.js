@@ -7,6 +7,8 @@ function element(tag, attributes = {}, ...children) {
   for (const [name, value] of Object.entries(attributes)) {
     if (value === false || value === null || value === undefined) continue;
     if (name === "text") node.textContent = value;
+    // Through the CSSOM: a style attribute is refused by the Content-Security-Policy.
+    else if (name === "style") node.style.cssText = value;
     else node.setAttribute(name, value === true ? "" : value);
   }
   node.append(...children);

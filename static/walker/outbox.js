@@ -6,6 +6,8 @@
 const DB_NAME = "cartoparty";
 const STORE = "outbox";
 const MAX_DELAY_MS = 5 * 60 * 1000;
+// New points go by the batch route, this many per request (the server's limit).
+const BATCH_SIZE = 50;
 
 function request(req) {
   return new Promise((resolve, reject) => {
@@ -148,14 +150,87 @@ export class Outbox {
     }
   }
 
+  // A phone back online with 200 points sends them in seconds: new points go 50 per request
+  // when more than one waits; corrections and deletions go one by one.
   async sendAll(now) {
     const records = (await this.all())
       .filter((r) => r.state === "waiting" && (now || r.next_at <= Date.now()))
       .sort((a, b) => a.saved_at - b.saved_at);
-    for (const record of records) {
+    const creations = records.filter((r) => r.op === "create");
+    const batched = creations.length > 1 ? creations : [];
+    for (let start = 0; start < batched.length; start += BATCH_SIZE) {
+      const outcome = await this.sendBatch(batched.slice(start, start + BATCH_SIZE));
+      if (outcome === "stop") return;
+    }
+    for (const record of records.filter((r) => !batched.includes(r))) {
       const outcome = await this.sendOne(record);
       if (outcome === "stop") break;
     }
+  }
+
+  // New points in one request, answered point by point; returns "done" or "stop".
+  async sendBatch(records) {
+    const path = `/api/events/${encodeURIComponent(this.slug)}/submissions/batch`;
+    let response;
+    let answer = null;
+    try {
+      response = await this.api("POST", path, { submissions: records.map((r) => r.body) });
+      if (response.ok) answer = await response.json();
+    } catch (error) {
+      response = null;  // no network, or the server did not answer (in full)
+    }
+    if (response && response.status === 401) {
+      await this.changed({ unauthorised: true });
+      return "stop";
+    }
+    if (answer && Array.isArray(answer.results)) {
+      const results = new Map(answer.results.map((result) => [result.client_id, result]));
+      for (const record of records) {
+        if (await this.settle(record, results.get(record.client_id)) === "stop") return "stop";
+      }
+      return "done";
+    }
+    // A server without batches, or one refusing this request whole: one point at a time.
+    if (response && response.status >= 400 && response.status < 500 && response.status !== 429) {
+      for (const record of records) {
+        if (await this.sendOne(record) === "stop") return "stop";
+      }
+      return "done";
+    }
+    await this.later(records);
+    return "stop";  // the network or the server is down: try the rest later
+  }
+
+  // One point's result in a batch: sent (then its photos), refused, or to be corrected.
+  async settle(record, result) {
+    const status = result ? result.status : null;
+    if (status === 409) return this.sendOne(record);  // sendBody makes the correction
+    if (status === 200 || status === 201) {
+      try {
+        await this.sendPhotos(record);
+      } catch (error) {
+        await this.later([record]);
+        return "stop";
+      }
+      await transaction("readwrite", (store) => request(store.delete(record.client_id)));
+      await this.changed({ sent: record.client_id, op: "create", stored: result.submission });
+      return "done";
+    }
+    if (status >= 400 && status < 500) {
+      await this.put({ ...record, state: "refused", error: refusal(result, status) });
+      await this.changed();
+      return "refused";
+    }
+    await this.later([record]);  // no answer for it: sent again with the next batch
+    return "done";
+  }
+
+  // Records the server could not take now, tried again together after one backoff.
+  async later(records) {
+    const delay = backoff(Math.max(...records.map((r) => r.attempts)));
+    await transaction("readwrite", (store) => Promise.all(records.map((record) => request(
+      store.put({ ...record, attempts: record.attempts + 1, next_at: Date.now() + delay })))));
+    await this.changed();
   }
 
   // One record to the server; returns "done", "refused", "retry" or "stop".
@@ -183,9 +258,7 @@ export class Outbox {
       await this.changed();
       return "refused";
     }
-    await this.put({ ...record, attempts: record.attempts + 1,
-      next_at: Date.now() + backoff(record.attempts) });
-    await this.changed();
+    await this.later([record]);
     return "stop";  // the network or the server is down: try the rest later
   }
 

@@ -30,3 +30,6 @@ limit_request_field_size = 8190
 # gunicorn, which would otherwise believe X-Forwarded-Proto from any local client.
 forwarded_allow_ips = ""
 accesslog = "-"
+# No client address, Referer nor User-Agent: a log line says what was asked and how it went,
+# not who asked (the privacy notice on the join page says so).
+access_log_format = '%(t)s "%(r)s" %(s)s %(b)s %(M)sms'

@@ -21,6 +21,7 @@ def create_app(config=None):
         organise,
         photos,
         presets,
+        privacy,
         public,
         restitution,
         review,
@@ -62,9 +63,9 @@ def create_app(config=None):
     errors.register(app)
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
                    reviewmap, matches, osm_check, osm_changes, osm_account, feedback, restitution,
-                   public, exports):
+                   public, exports, privacy):
         app.register_blueprint(module.bp)
-    walkers_api = {module.bp.name for module in (events, submissions, photos, feedback)}
+    walkers_api = {module.bp.name for module in (events, submissions, photos, feedback, privacy)}
 
     app.before_request(inputs.check_request)
 
@@ -82,6 +83,8 @@ def create_app(config=None):
         from .errors import Unauthorised
 
         if request.method in ("GET", "HEAD", "OPTIONS") or request.blueprint in walkers_api:
+            return
+        if request.routing_exception is not None:  # no such route or method: its 404 or 405
             return
         # Without a cookie session, the organisers' API is for scripts: skipped only when their
         # HTTP Basic credentials do sign an organiser in (no page asks a browser for them, so

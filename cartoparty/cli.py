@@ -63,7 +63,9 @@ organiser_cli = AppGroup("organiser", help="Organiser accounts.")
 event_cli = AppGroup("event", help="Events.")
 review_cli = AppGroup("review", help="Approve or reject submissions, as an organiser.")
 osm_cli = AppGroup("osm", help="An event's OpenStreetMap data.")
-for group in (organiser_cli, event_cli, review_cli, osm_cli):
+participant_cli = AppGroup("participant", help="A walker's personal data: export, erase.")
+retention_cli = AppGroup("retention", help="Erasing personal data once events' retention ends.")
+for group in (organiser_cli, event_cli, review_cli, osm_cli, participant_cli, retention_cli):
     cli.add_command(group)
 
 
@@ -181,6 +183,45 @@ def event_list():
     for slug, name, starts_at, count in rows:
         when = starts_at.date().isoformat() if starts_at else "-"
         click.echo(f"{slug}\t{when}\t{count} submissions\t{name}")
+
+
+@event_cli.command("dump")
+@click.argument("slug")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The archive to write (a zip); replaced whole, never left half-written.")
+def event_dump(slug, output):
+    """Write the event whole (settings, teams, walkers, points, reviews, OSM data, feedback,
+    photos) to one archive that 'cartoparty event restore' loads."""
+    from .backup import dump
+
+    event = _event(slug)
+    try:
+        manifest = dump(event, output)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
+    for sha256 in manifest["missing_photos"]:
+        click.echo(f"warning: the file of photo {sha256} is missing from PHOTO_DIR", err=True)
+    click.echo(f"event {slug} written to {output}: {manifest['counts']['submission']} submission(s), "
+               f"{manifest['photos']} photo file(s)")
+
+
+@event_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--slug", help="Restore under this slug instead of the archive's.")
+def event_restore(path, slug):
+    """Load an archive of 'cartoparty event dump' as a new event; refuses when its slug is taken."""
+    from .backup import BackupError, restore
+
+    try:
+        report = restore(path, slug)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"event {report['slug']} restored: {report['counts']['submission']} submission(s), "
+               f"{report['photos_copied']} photo file(s) copied")
+    for email in report["unknown_organisers"]:
+        click.echo(f"organiser {email} has no account here: not linked to the event", err=True)
+    for sha256 in report["missing_photos"]:
+        click.echo(f"warning: the file of photo {sha256} is neither here nor in the archive", err=True)
 
 
 def _review(decision, slug, client_ids, all_pending, reason, email):
@@ -483,6 +524,66 @@ def _detail_text(detail):
     from .i18n import translate
 
     return translate("en", f"error.{detail['code']}", **detail["params"])
+
+
+def _participant(slug, pseudonym):
+    """The event's participant with this pseudonym, or one line and exit 1."""
+    from .extensions import db
+    from .models import Participant
+
+    event = _event(slug)
+    # A walker may have chosen "anonyme-12", the name participant 12 got once erased: theirs first.
+    participant = db.session.scalar(db.select(Participant).filter_by(
+        event_id=event.id, pseudonym=pseudonym.strip())
+        .order_by(Participant.erased_at.desc().nullsfirst()).limit(1))
+    if participant is None:
+        raise click.ClickException(f"no participant {pseudonym!r} in {slug}")
+    return participant
+
+
+@participant_cli.command("export")
+@click.argument("pseudonym")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The zip to write (participant.json and the photos).")
+def participant_export(pseudonym, slug, output):
+    """Write everything held about a participant to a zip."""
+    from .exports.common import replace_whole
+    from .privacy import export_participant
+
+    data = export_participant(_participant(slug, pseudonym))
+    try:
+        replace_whole(Path(output), lambda partial: Path(partial).write_bytes(data), "zip")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"data of {pseudonym} in {slug} written to {output}")
+
+
+@participant_cli.command("erase")
+@click.argument("pseudonym")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def participant_erase(pseudonym, slug, yes):
+    """Erase a participant's pseudonym, token, notes and photos; their points stay, anonymous
+    (what went to OpenStreetMap stays there, under the ODbL)."""
+    from .privacy import erase
+
+    participant = _participant(slug, pseudonym)
+    if not yes:
+        click.confirm(f"Erase the personal data of {pseudonym} in {slug}? Their points stay, "
+                      "anonymous", abort=True)
+    erase([participant.id], "command line")
+    click.echo(f"{pseudonym} erased from {slug}; their points stay, anonymous")
+
+
+@retention_cli.command("run")
+def retention_run():
+    """Erase the participants of events past their retention period and delete old finished
+    jobs, once (what the worker does every hour)."""
+    from .privacy import run_retention
+
+    erased, purged = run_retention()
+    click.echo(f"{erased} participant(s) erased, {purged} finished job(s) deleted")
 
 
 @cli.command("demo")

@@ -102,6 +102,8 @@ def from_environment(instance_path):
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_CHECK_DEFAULT": False,  # checked in create_app, for cookie sessions only
         "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Paris"),
+        # Finished background jobs are deleted this many days after they ended (privacy.py).
+        "JOB_RETENTION_DAYS": int(os.environ.get("JOB_RETENTION_DAYS", 30)),
         "TILE_URL": os.environ.get("TILE_URL", OSM_TILES),
         "TILE_ATTRIBUTION": os.environ.get("TILE_ATTRIBUTION", OSM_ATTRIBUTION),
         "OVERPASS_URL": overpass_endpoints(),

@@ -22,13 +22,15 @@ log = logging.getLogger(__name__)
 TASKS = {}
 
 
-def task(name, retry=None):
+def task(name, retry=None, cron=None):
     """Register the decorated function as the job `name`; the worker runs it in an app context.
     `retry`, if given, makes procrastinate's retry strategy when the queue is built (so that
-    procrastinate is imported only then)."""
+    procrastinate is imported only then). With `cron` ("17 * * * *"), every worker also
+    defers it at those times (procrastinate defers each time once, however many workers run),
+    with the time it was due as its `timestamp` argument."""
 
     def register(function):
-        TASKS[name] = (function, retry)
+        TASKS[name] = (function, retry, cron)
         return function
 
     return register
@@ -48,9 +50,11 @@ def queue(app):
 
         built = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=conninfo(app.config["SQLALCHEMY_DATABASE_URI"]), min_size=1, max_size=4))
-        for name, (function, retry) in TASKS.items():
-            built.task(name=name, pass_context=True, retry=retry() if retry else False)(
+        for name, (function, retry, cron) in TASKS.items():
+            registered = built.task(name=name, pass_context=True, retry=retry() if retry else False)(
                 _in_app_context(function))
+            if cron:
+                built.periodic(cron=cron)(registered)
         # Two first requests at once build two: both keep the one stored first.
         app.extensions.setdefault(EXTENSION, built)
     return app.extensions[EXTENSION]

@@ -91,6 +91,10 @@ class Event(db.Model):
     match_radii: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     # Shown on the public map of events (/events) once its organiser chooses so; never by default.
     listed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Personal data of its walkers is erased this many days after the event (privacy.erase_after).
+    retention_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
+    # Who walkers write to about their data: an email or a postal address, as typed.
+    privacy_contact: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     organisers = relationship("Organiser", secondary=event_organisers, back_populates="events")
     teams = relationship("Team", order_by="Team.name", cascade="all, delete-orphan",
@@ -100,6 +104,8 @@ class Event(db.Model):
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]*$'", name="event_slug_format"),
         CheckConstraint("ends_at IS NULL OR starts_at IS NULL OR ends_at >= starts_at",
                         name="event_ends_after_start"),
+        CheckConstraint("retention_days BETWEEN 1 AND 3650", name="event_retention_days"),
+        CheckConstraint("char_length(privacy_contact) <= 200", name="event_privacy_contact_length"),
     )
 
     def is_organised_by(self, organiser):
@@ -147,6 +153,10 @@ class Participant(db.Model):
     # When the walker answered the feedback form (to the hour): they answer once, and the
     # answer itself does not say who gave it.
     feedback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When their pseudonym, token, notes and photos were erased (privacy.erase); their points stay.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who asked: an organiser's email, "walker" (themselves) or "retention" (the periodic task).
+    erased_by: Mapped[str | None] = mapped_column(String(300))
 
     __table_args__ = (
         Index("participant_skeleton_unique", "event_id", "pseudonym_skeleton", unique=True),

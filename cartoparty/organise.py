@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
+from . import privacy
 from .accounts import event_organiser_required, organiser_required, signed_in_organiser
 from .auth import SLUG
 from .errors import CartopartyError, Invalid, NotFound
@@ -100,6 +101,24 @@ def read_outline(text, field):
     return read_zone(document)
 
 
+RETENTION_DAYS = (1, 3650)
+PRIVACY_CONTACT_MAX = 200
+
+
+def _retention_days(value):
+    """The retention period in days, 90 when left empty."""
+    if not value.strip():
+        return 90
+    try:
+        days = int(value)
+    except ValueError:
+        days = None
+    if days is None or not RETENTION_DAYS[0] <= days <= RETENTION_DAYS[1]:
+        raise Invalid("retention_days_range", field="retention_days", min=RETENTION_DAYS[0],
+                      max=RETENTION_DAYS[1])
+    return days
+
+
 def read_event_form(form, files, creating):
     """The event's values from the form, or CartopartyError naming the first bad field.
 
@@ -110,13 +129,17 @@ def read_event_form(form, files, creating):
               "allow_outside_zone": form.get("allow_outside_zone") == "on",
               "listed": form.get("listed") == "on",
               "starts_at": _when(form.get("starts_at"), "starts_at"),
-              "ends_at": _when(form.get("ends_at"), "ends_at")}
+              "ends_at": _when(form.get("ends_at"), "ends_at"),
+              "retention_days": _retention_days(form.get("retention_days", "")),
+              "privacy_contact": form.get("privacy_contact", "").strip()}
     if not values["name"] or len(values["name"]) > 200:
         raise Invalid("event_name_length", field="name", max=200)
     if len(values["description"]) > 5000 or len(values["licence"]) > 100:
         raise Invalid("description_too_long", field="description", description=5000, licence=100)
     if values["starts_at"] and values["ends_at"] and values["ends_at"] < values["starts_at"]:
         raise Invalid("ends_before_start", field="ends_at")
+    if len(values["privacy_contact"]) > PRIVACY_CONTACT_MAX:
+        raise Invalid("privacy_contact_too_long", field="privacy_contact", max=PRIVACY_CONTACT_MAX)
     chosen = [preset for preset in form.getlist("presets") if preset in all_presets()]
     if not chosen:
         raise Invalid("no_presets_chosen", field="presets")
@@ -291,3 +314,56 @@ def review_page(event, organiser):
              # The OSM site the elements are on (the development server's, when set so).
              "osm_site": current_app.config["OSM_AUTH_URL"]}
     return render("organise/review.html", event=event, state=state)
+
+
+def _participants_page(event, status=200, error=None):
+    """The event's walkers with their number of points, and what their data becomes."""
+    counts = (db.select(Submission.participant_id, func.count().label("n"))
+              .where(Submission.event_id == event.id).group_by(Submission.participant_id)
+              .subquery())
+    rows = db.session.execute(
+        db.select(Participant, Team.name, func.coalesce(counts.c.n, 0))
+        .outerjoin(Team, Team.id == Participant.team_id)
+        .outerjoin(counts, counts.c.participant_id == Participant.id)
+        .where(Participant.event_id == event.id)
+        .order_by(Participant.erased_at.is_not(None), func.lower(Participant.pseudonym))).all()
+    return render("organise/participants.html", status, event=event, participants=rows,
+                  erase_after=privacy.erase_after(event), error=error)
+
+
+def _participant(event, participant_id):
+    participant = db.session.scalar(db.select(Participant).filter_by(event_id=event.id,
+                                                                     id=participant_id))
+    if participant is None:
+        raise NotFound("no_such_participant", field="participant")
+    return participant
+
+
+@bp.get("/<slug>/participants")
+@event_organiser_required
+def participants(event, organiser):
+    return _participants_page(event)
+
+
+@bp.get("/<slug>/participants/<int:participant_id>/data.zip")
+@event_organiser_required
+def participant_data(event, organiser, participant_id):
+    """Everything held about one walker, for the organiser to hand over."""
+    data = privacy.export_participant(_participant(event, participant_id))
+    response = send_file(io.BytesIO(data), mimetype="application/zip", as_attachment=True,
+                         download_name=f"cartoparty-{event.slug}-participant-{participant_id}.zip",
+                         etag=False)
+    response.headers["Cache-Control"] = "no-store"  # personal data: kept by no cache
+    return response
+
+
+@bp.post("/<slug>/participants/<int:participant_id>/erase")
+@event_organiser_required
+def erase_participant(event, organiser, participant_id):
+    """Erase one walker's personal data once the organiser confirmed it in the page."""
+    participant = _participant(event, participant_id)
+    if request.form.get("confirm") != "yes":
+        refused = Invalid("erase_unconfirmed", field="confirm", name=participant.pseudonym)
+        return _participants_page(event, 422, refused.text(language()))
+    privacy.erase([participant.id], organiser.email, organiser.id)
+    return redirect(url_for("organise.participants", slug=event.slug, erased=1))

@@ -3,14 +3,19 @@ the map library it runs on, all served by the app itself so that it works offlin
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import xstatic.pkg.leaflet as leaflet
+from babel.dates import format_date
 from flask import Blueprint, current_app, render_template, request, send_from_directory
 
 from .auth import load_event
 from .events import event_json, find_team, team_json
 from .i18n import LANGUAGES, language, messages
+from .privacy import erase_after
 
 bp = Blueprint("walker", __name__)
 
@@ -19,7 +24,8 @@ LEAFLET_FILES = ["leaflet.js", "leaflet.css", "images/marker-icon.png",
                  "images/marker-icon-2x.png", "images/marker-shadow.png",
                  "images/layers.png", "images/layers-2x.png"]
 WALKER_ASSETS = ["walker/app.js", "walker/outbox.js", "walker/form.js", "walker/map.js",
-                 "walker/i18n.js", "walker/points.js", "walker/feedback.js", "walker/walker.css",
+                 "walker/i18n.js", "walker/points.js", "walker/feedback.js", "walker/mydata.js",
+                 "walker/walker.css",
                  "walker/icon.svg"]
 
 
@@ -47,6 +53,22 @@ def shell_urls():
             + [f"/vendor/leaflet/{LEAFLET_VERSION}/{name}" for name in LEAFLET_FILES])
 
 
+# The retention task runs every hour (privacy.RETENTION_CRON): personal data goes at most this
+# long after privacy.erase_after(), which may fall on the next day.
+RETENTION_LAG = timedelta(hours=1)
+
+
+def privacy_notice(event, lang):
+    """What the join page and "My data" say of the walker's data beyond the catalogs: the day by
+    which their personal data is erased (in the event's time zone), after how many days of the
+    event, whom to ask (the event's contact, '' for its organisers), and which host serves the
+    map's tiles (it sees the phone's address)."""
+    by = (erase_after(event) + RETENTION_LAG).astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+    tiles = urlsplit(current_app.config["TILE_URL"]).hostname or ""
+    return {"erase_by": format_date(by, "long", locale=lang), "days": event.retention_days,
+            "contact": event.privacy_contact, "tiles": tiles.removeprefix("{s}.")}
+
+
 @bp.get("/e/<slug>")
 def page(slug):
     event = load_event(slug)
@@ -63,6 +85,7 @@ def page(slug):
     }
     response = current_app.make_response(render_template(
         "walker.html", state=state, event=event, lang=lang, version=state["version"],
+        privacy=privacy_notice(event, lang),
         leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}"))
     if request.args.get("lang") in LANGUAGES:
         response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")

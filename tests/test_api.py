@@ -681,3 +681,15 @@ def test_a_nested_field_the_document_refuses_is_named_by_its_path(app, client, e
         "action": "approve", "items": [{"id": point, "version": 1}, {"id": point + 1, "version": 1}]})
     assert response.status_code == 422
     assert response.json["error"]["field"] == "items[1].id"
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("delete", "/api/presets", {"GET", "HEAD", "OPTIONS"}),
+    ("put", "/api/events/party/participants", {"POST", "OPTIONS"}),
+])
+def test_a_method_a_route_does_not_take_is_a_405_that_says_which_it_takes(client, event, method,
+                                                                         path, allowed):
+    response = getattr(client, method)(path, json={})
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == allowed
+    assert response.json["error"]["code"] == "method_not_allowed"

@@ -291,3 +291,49 @@ def test_forms_without_csrf_token_are_refused(client, organiser):
     response = client.post("/organise/party/teams", data={"name": "x"})
     assert response.status_code == 400
     assert db.session.scalar(db.select(db.func.count()).select_from(Team)) == 0
+
+
+def settings_form(client, **values):
+    form = {"csrf_token": csrf(client, "/organise/party/settings"), "name": "Cartopartie",
+            "presets": ["tree"], "zone": "", **values}
+    return client.post("/organise/party/settings", data=form)
+
+
+def test_organiser_sets_the_retention_period_and_the_privacy_contact(client, organiser):
+    page = client.get("/organise/party/settings").get_data(as_text=True)
+    assert re.search(r'<input id="retention_days"[^>]*value="90"', page)  # the default
+    contact = '<b>Mairie</b>, 1 place de l\'Hôtel de Ville'
+    response = settings_form(client, retention_days="30", privacy_contact=f"  {contact} ")
+    assert response.status_code == 302
+    event = db.session.scalar(db.select(Event).filter_by(slug="party"))
+    assert (event.retention_days, event.privacy_contact) == (30, contact)
+    page = client.get("/organise/party/settings").get_data(as_text=True)
+    assert "&lt;b&gt;Mairie&lt;/b&gt;" in page and "<b>Mairie" not in page
+    assert re.search(r'<input id="retention_days"[^>]*value="30"', page)
+
+
+def test_an_empty_retention_period_is_the_default(client, organiser):
+    assert settings_form(client, retention_days="", privacy_contact="").status_code == 302
+    assert db.session.scalar(db.select(Event.retention_days).filter_by(slug="party")) == 90
+
+
+@pytest.mark.parametrize(("values", "code"), [
+    ({"retention_days": "0"}, "retention_days_range"),
+    ({"retention_days": "3651"}, "retention_days_range"),
+    ({"retention_days": "three months"}, "retention_days_range"),
+    ({"retention_days": "1.5"}, "retention_days_range"),
+    ({"privacy_contact": "x" * 201}, "privacy_contact_too_long"),
+    ({"privacy_contact": "dpo@example.org\u202e"}, "text_bidi_control"),
+])
+def test_bad_privacy_settings_are_refused_and_change_nothing(client, organiser, values, code):
+    response = settings_form(client, **values)
+    assert response.status_code == 422
+    assert says(response, code)
+    event = db.session.scalar(db.select(Event).filter_by(slug="party"))
+    assert (event.retention_days, event.privacy_contact, event.name) == (90, "", "Cartopartie du quartier")
+
+
+def test_a_new_event_takes_its_privacy_settings_from_the_form(client, organiser):
+    assert new_event_form(client, retention_days="365", privacy_contact="dpo@example.org").status_code == 302
+    event = db.session.scalar(db.select(Event).filter_by(slug="bissy"))
+    assert (event.retention_days, event.privacy_contact) == (365, "dpo@example.org")

@@ -2,6 +2,7 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from html import unescape
 
 import folium.folium
@@ -151,3 +152,49 @@ def test_a_changed_icon_makes_phones_fetch_the_app_again(app, tmp_path):
     before = asset_version(static)
     (static / "icons" / "tree.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     assert asset_version(static) != before
+
+
+def notice_text(html, element_id):
+    """The text of the join page's element `element_id`, its markup as sent (not unescaped)."""
+    return re.search(rf'<li id="{element_id}">(.*?)</li>', html, re.S).group(1)
+
+
+@pytest.mark.parametrize(("ends_at", "day"), [
+    ("2026-06-13T16:00:00+00:00", "13 juillet 2026"),
+    # 23:30 in Paris: the hourly task may erase after midnight, so the notice says the next day.
+    ("2026-06-13T21:30:00+00:00", "14 juillet 2026"),
+])
+def test_join_page_says_by_when_personal_data_is_erased(client, ends_at, day):
+    make_event("kept", starts_at=datetime.fromisoformat("2026-06-13T08:00:00+00:00"),
+               ends_at=datetime.fromisoformat(ends_at), retention_days=30)
+    html = client.get("/e/kept?lang=fr").get_data(as_text=True)
+    assert f"au plus tard le {day}, 30 jours après" in unescape(notice_text(html, "privacy-kept"))
+    assert "contributions anonymes" in unescape(notice_text(html, "privacy-kept"))
+
+
+def test_join_page_counts_retention_from_the_start_without_an_end(client):
+    make_event("started", starts_at=datetime.fromisoformat("2026-06-13T08:00:00+00:00"),
+               retention_days=1)
+    html = client.get("/e/started?lang=en").get_data(as_text=True)
+    assert "by June 14, 2026, 1 day after the event" in unescape(notice_text(html, "privacy-kept"))
+
+
+def test_join_page_names_the_organisers_when_the_event_has_no_contact(client, event):
+    html = client.get("/e/party?lang=fr").get_data(as_text=True)
+    assert unescape(notice_text(html, "privacy-contact")) == (
+        "Contact pour vos données : les organisateurs de l'événement.")
+
+
+def test_join_page_shows_the_event_contact_escaped(client):
+    make_event("contact", privacy_contact='<img src=x onerror=alert(1)> "dpo@example.org"')
+    html = client.get("/e/contact?lang=en").get_data(as_text=True)
+    contact = notice_text(html, "privacy-contact")
+    assert "<img" not in html
+    assert contact == ("Contact about your data: &lt;img src=x onerror=alert(1)&gt; "
+                       "&#34;dpo@example.org&#34;.")
+
+
+def test_join_page_names_the_map_tile_server(app, client, event, monkeypatch):
+    monkeypatch.setitem(app.config, "TILE_URL", "https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+    html = unescape(client.get("/e/party?lang=en").get_data(as_text=True))
+    assert "The map's images come from tiles.example.org, which sees your IP address" in html

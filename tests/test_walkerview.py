@@ -205,8 +205,10 @@ def test_a_point_written_while_the_phone_synced_is_not_missed(app, committed):
 
 
 @pytest.mark.parametrize(("lang", "promise"), [
-    ("fr", "Les autres participants voient vos points une fois validés, sans votre pseudonyme"),
-    ("en", "Other walkers see your points once approved, without your pseudonym"),
+    ("fr", "Les autres participants voient seulement les points validés (position, ce que c'est, "
+           "réponses), sans pseudonyme, remarque ni photo"),
+    ("en", "Other walkers see only approved points (position, what it is, answers), without "
+           "pseudonym, note or photo"),
 ])
 def test_the_join_page_says_who_sees_what(client, event, lang, promise):
     page = client.get(f"/e/party?lang={lang}").get_data(as_text=True)

@@ -5,6 +5,7 @@ import {
   bindPointPopup, covers, createMap, followPosition, pointMarker, pointPopup, presetIcon,
 } from "./map.js";
 import { createFeedback } from "./feedback.js";
+import { createMyData } from "./mydata.js";
 import { Outbox } from "./outbox.js";
 import { ServerPoints } from "./points.js";
 
@@ -47,6 +48,9 @@ function api(method, path, body) {
 
 const outbox = new Outbox(slug, api);
 const serverPoints = new ServerPoints(slug, api, () => rejoin());
+const myData = createMyData({ slug, api, t, outbox, onErased: forgetWalker, onUnauthorised: rejoin,
+  onOpen: () => { if (draft) closeSheet(); },
+  pseudonym: () => localStorage.getItem(`${tokenKey}:pseudonym`) || "" });
 
 function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -85,6 +89,7 @@ $("#join-form").addEventListener("submit", async (submitted) => {
     return;
   }
   serverPoints.forget();  // another walker now: which points are "mine" changes
+  say("#join-notice", "");
   token = answer.token;
   localStorage.setItem(tokenKey, token);
   localStorage.setItem(`${tokenKey}:pseudonym`, answer.pseudonym);
@@ -99,14 +104,37 @@ let layer;
 let fix = null;
 // Only what changed since the last answer is asked for (static/walker/points.js).
 async function loadServerPoints() {
-  if (await serverPoints.load()) render(await outbox.all());
+  const changed = await serverPoints.load();
+  // Erased while the answer was on its way: what it brought is not kept.
+  if (!token) serverPoints.forget();
+  else if (changed) render(await outbox.all());
 }
 
+// Already signed out (asked to join again, or erased), the phone has nothing more to forget.
 function rejoin() {
+  if (!token) return;
   localStorage.removeItem(tokenKey);
   serverPoints.forget();
   token = null;
   $("#join-error").textContent = t("rejoin");
+  showJoin();
+}
+
+// The walker erased their data (mydata.js emptied the outbox): this phone forgets them and
+// leaves the event, and says so on the join screen.
+function forgetWalker() {
+  for (const key of [tokenKey, `${tokenKey}:pseudonym`, `${tokenKey}:team`]) {
+    localStorage.removeItem(key);
+  }
+  serverPoints.forget();
+  token = null;
+  if (draft) closeSheet();
+  $("#feedback-sheet").hidden = true;
+  $("#feedback-banner").hidden = true;
+  $("#pseudonym").value = "";
+  $("#consent").checked = false;
+  $("#join-error").textContent = "";
+  say("#join-notice", t("mydata_erased"));
   showJoin();
 }
 
@@ -350,6 +378,7 @@ function showWalk() {
   feedback = createFeedback({ slug, api, t, toast, onUnauthorised: rejoin,
     onOpen: () => { if (draft) closeSheet(); } });
   map.on("click", (clicked) => { if (draft) moveDraft(clicked.latlng); });
+  map.on("click", () => myData.showMenu(false));
   outbox.onChange((records, detail = {}) => {
     if (detail.unauthorised) return rejoin();
     if (detail.sent) {
@@ -362,16 +391,17 @@ function showWalk() {
   outbox.flush(true);
   loadServerPoints();
   feedback.offer();
-  window.addEventListener("online", () => outbox.flush(true));
+  // Signed out (erased, or asked to join again), the phone asks the server nothing.
+  window.addEventListener("online", () => { if (token) outbox.flush(true); });
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState !== "visible") return;
+    if (document.visibilityState !== "visible" || !token) return;
     outbox.flush(true);
     loadServerPoints();
     feedback.offer();
   });
-  setInterval(() => outbox.flush(), 10000);
+  setInterval(() => { if (token) outbox.flush(); }, 10000);
   // Organisers review while walkers walk: what changed is little, asked for now and then.
-  setInterval(() => { if (document.visibilityState === "visible") loadServerPoints(); }, 60000);
+  setInterval(() => { if (token && document.visibilityState === "visible") loadServerPoints(); }, 60000);
 }
 
 if ("serviceWorker" in navigator) {

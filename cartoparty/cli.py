@@ -645,3 +645,41 @@ def submissions_import(path, slug, preset_id, id_field, show):
         click.echo(f"  {where}: {reason}")
     if len(report.refused) > show:
         click.echo(f"  … and {len(report.refused) - show} more refused")
+
+
+reference_cli = AppGroup("reference", help="A town's own dataset (defibrillators, trees) to check "
+                                           "in the field.")
+cli.add_command(reference_cli)
+
+
+@reference_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("--kind", required=True, type=click.Choice(["dae", "trees", "geojson", "csv"]),
+              help="dae: schema-dae 1.0.7/1.0.8; trees: schema-arbre 0.2/0.3; geojson, csv: any.")
+@click.option("--crs", default="EPSG:4326", show_default=True,
+              help="The file's coordinate reference system, e.g. EPSG:3945 (Lambert CC45).")
+@click.option("--lat", help="The latitude (or northing) column, when not found by its name.")
+@click.option("--lon", help="The longitude (or easting) column; the --lat column again for a "
+                            "\"lat, lon\" text column.")
+@click.option("--id", "id_name", help="The column (GeoJSON property) of each row's own identifier.")
+@click.option("--show", default=10, show_default=True, help="How many refused rows to list.")
+def reference_import(path, slug, kind, crs, lat, lon, id_name, show):
+    """Load a town's dataset (CSV or GeoJSON) as the event's reference dataset, replacing the
+    one imported before; each row is loaded, fixed (latitude and longitude swapped) or refused
+    with its reason. Nothing is written when the file cannot be read whole."""
+    from .errors import CartopartyError
+    from .extensions import db
+    from .reference.store import import_reference
+
+    event = _event(slug)
+    try:
+        data = Path(path).read_bytes()
+        report = import_reference(event, data, Path(path).name, kind, crs, lat, lon, id_name)
+    except OSError as error:
+        raise click.ClickException(f"cannot read {path}: {error.strerror or error}") from None
+    except CartopartyError as error:
+        raise click.ClickException(f"{Path(path).name}: {error.message}") from None
+    db.session.commit()
+    for line in report.lines(show):
+        click.echo(line)

@@ -594,3 +594,24 @@ class OsmChangesetLog(db.Model):
                         name="osm_changeset_log_state"),
         Index("osm_changeset_log_upload", "upload_id", "id"),
     )
+
+
+class ReferenceRow(db.Model):
+    """One row of a town's own dataset (defibrillators, trees…) loaded into an event to be
+    checked in the field (reference/): its own identifier, where it is, all its fields as the
+    file gave them, and what the import fixed. One dataset per event, replaced whole."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    row_number: Mapped[int] = mapped_column(Integer)  # its line in the file, or feature from 1
+    source_id: Mapped[str] = mapped_column(Text)
+    geom = mapped_column(Geometry("POINT", srid=4326), nullable=False)
+    fields: Mapped[dict] = mapped_column(JSONB)
+    fixed: Mapped[str | None] = mapped_column(String(40))  # e.g. "lat_lon_swapped"
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "source_id", name="reference_row_source_id"),
+        CheckConstraint("kind IN ('dae', 'trees', 'geojson', 'csv')", name="reference_row_kind"),
+    )

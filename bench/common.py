@@ -31,6 +31,26 @@ def create_database(base_url, name):
     return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
+def event_database(base_url, name, slug, title, zone, presets=("tree", "bench", "defibrillator")):
+    """Create and migrate database `name` with one event; return (its URL, an app on it, the
+    event's id). The app's pool is closed: use it in an app context to add more."""
+    from cartoparty import create_app
+    from cartoparty.extensions import db, upgrade_schema
+    from cartoparty.models import Event
+    from cartoparty.zones import read_zone
+
+    url = create_database(base_url, name)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade_schema()
+        event = Event(slug=slug, name=title, zone=read_zone(zone), presets=list(presets))
+        db.session.add(event)
+        db.session.commit()
+        event_id = event.id
+        db.engine.dispose()
+    return url, app, event_id
+
+
 def drop_database(base_url, name):
     """Drop the bench database, whoever is still connected."""
     with psycopg.connect(dsn(base_url, "postgres"), autocommit=True) as conn:

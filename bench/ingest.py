@@ -24,13 +24,11 @@ from pathlib import Path
 
 import psycopg
 import requests
-from common import create_database as new_database
-from common import dsn, free_port, machine, run, serving, throwaway_database
+from common import dsn, event_database, free_port, machine, run, serving, throwaway_database
 from psycopg.types.json import Jsonb
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
-from cartoparty import create_app  # noqa: E402
 
 ZONE = {"type": "Polygon", "coordinates": [[  # about 1.1 km around Chambéry's Place Saint-Léger
     [5.915, 45.560], [5.930, 45.560], [5.930, 45.570], [5.915, 45.570], [5.915, 45.560]]]}
@@ -44,23 +42,17 @@ INSERT = """INSERT INTO submission (event_id, participant_id, client_id, preset,
 def create_database(base_url, name, clients):
     """Create and migrate database `name` with an event and one walker per client.
     Return (its URL, the event id, [(participant id, token)])."""
-    from cartoparty.extensions import db, upgrade_schema
-    from cartoparty.models import Event, Participant, hash_token
-    from cartoparty.zones import read_zone
+    from cartoparty.extensions import db
+    from cartoparty.models import Participant, hash_token
 
-    url = new_database(base_url, name)
-    with create_app({"SQLALCHEMY_DATABASE_URI": url}).app_context():
-        upgrade_schema()
-        event = Event(slug=SLUG, name="Bench party", zone=read_zone(ZONE),
-                      presets=["tree", "bench", "defibrillator"])
-        db.session.add(event)
-        db.session.flush()
+    url, app, event_id = event_database(base_url, name, SLUG, "Bench party", ZONE)
+    with app.app_context():
         tokens = [secrets.token_urlsafe(32) for _ in range(clients)]
-        walkers = [Participant(event_id=event.id, pseudonym=f"walker {i}", token_hash=hash_token(token),
+        walkers = [Participant(event_id=event_id, pseudonym=f"walker {i}", token_hash=hash_token(token),
                                consented_at=datetime.now(UTC)) for i, token in enumerate(tokens)]
         db.session.add_all(walkers)
         db.session.commit()
-        result = url, event.id, [(w.id, t) for w, t in zip(walkers, tokens, strict=True)]
+        result = url, event_id, [(w.id, t) for w, t in zip(walkers, tokens, strict=True)]
         db.engine.dispose()
     return result
 

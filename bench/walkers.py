@@ -32,15 +32,13 @@ from datetime import UTC, datetime
 
 import psycopg
 import requests
-from common import create_database as new_database
-from common import dsn, free_port, machine, run, serving, throwaway_database
+from common import dsn, event_database, free_port, machine, run, serving, throwaway_database
 from PIL import Image
 from psycopg.types.json import Jsonb
 from requests.adapters import HTTPAdapter
 
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
-from cartoparty import create_app  # noqa: E402
 
 SLUG = "walkers"
 ZONE = {"type": "Polygon", "coordinates": [[  # about 1.1 km around Chambéry's Place Saint-Léger
@@ -49,24 +47,6 @@ BATCH = 50  # points per request, the server's limit
 INSERT = """INSERT INTO submission (event_id, participant_id, client_id, preset, geom, accuracy,
     tags, note, observed_at, body_sha256) VALUES (%s, %s, %s, %s,
     ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s, %s, %s, %s, %s)"""
-
-
-def create_database(base_url, name):
-    """Create and migrate database `name` with the event; return (its URL, the event id)."""
-    from cartoparty.extensions import db, upgrade_schema
-    from cartoparty.models import Event
-    from cartoparty.zones import read_zone
-
-    url = new_database(base_url, name)
-    with create_app({"SQLALCHEMY_DATABASE_URI": url}).app_context():
-        upgrade_schema()
-        event = Event(slug=SLUG, name="Bench walkers", zone=read_zone(ZONE),
-                      presets=["tree", "bench", "defibrillator"])
-        db.session.add(event)
-        db.session.commit()
-        event_id = event.id
-        db.engine.dispose()
-    return url, event_id
 
 
 class FromAddress(HTTPAdapter):
@@ -309,7 +289,7 @@ def main():
         os.environ["PHOTO_DIR"] = photo_dir  # gunicorn inherits it
         # gunicorn.conf.py logs every request to stdout: thousands of lines between the figures.
         os.environ.setdefault("GUNICORN_CMD_ARGS", "--access-logfile /dev/null")
-        url, event_id = create_database(base_url, name)
+        url, _, event_id = event_database(base_url, name, SLUG, "Bench walkers", ZONE)
         port = free_port()
         with serving(url, port, args.workers, SLUG):
             print(machine())

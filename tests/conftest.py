@@ -95,10 +95,18 @@ def _rolled_back(request, app):
             db.session.execute(db.delete(SignInFailure))
             db.session.commit()
         return
+    with rolled_back(app):
+        yield
+
+
+@contextmanager
+def rolled_back(app):
+    """Work in `app` (and its database) in a transaction rolled back at the end; commits inside
+    become savepoints. The session in use before comes back afterwards."""
+    original = db.session
     with app.app_context():
         connection = db.engine.connect()
         transaction = connection.begin()
-        original = db.session
         db.session = scoped_session(sessionmaker(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False))
         try:

@@ -9,18 +9,24 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import SignedInClient, a_submission, join, make_event, make_organiser, overpass_answer
+from conftest import (
+    SignedInClient,
+    a_submission,
+    join,
+    make_event,
+    make_organiser,
+    overpass_answer,
+    rolled_back,
+)
 from PIL import Image
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import scoped_session, sessionmaker
 
 from cartoparty import backup, create_app, exports, review
 from cartoparty.cli import cli
@@ -70,24 +76,6 @@ def other_app(database_url, tmp_path_factory):
         db.engine.dispose()
     with psycopg.connect(_server(database_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextmanager
-def inside(other_app):
-    """Work in the other app and its database, in a transaction rolled back at the end."""
-    joined = db.session
-    with other_app.app_context():
-        connection = db.engine.connect()
-        transaction = connection.begin()
-        db.session = scoped_session(sessionmaker(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False))
-        try:
-            yield
-        finally:
-            db.session.remove()
-            db.session = joined
-            transaction.rollback()
-            connection.close()
 
 
 def jpeg(colour):
@@ -225,7 +213,7 @@ def test_an_event_restored_into_an_empty_database_shows_the_same_things(
     manifest = backup.dump(party, tmp_path / "party.zip")
     assert manifest["counts"]["submission"] == 7 and manifest["photos"] == 2
     monkeypatch.setattr(backup, "CHUNK", 2)  # several INSERTs per table, references ahead
-    with inside(other_app):
+    with rolled_back(other_app):
         make_organiser()  # alice has an account there, bob not
         report = backup.restore(tmp_path / "party.zip")
         assert report["organisers"] == ["alice@example.org"]
@@ -241,7 +229,7 @@ def test_restored_references_point_at_the_restored_rows(app, party, other_app, t
                                                         monkeypatch):
     backup.dump(party, tmp_path / "party.zip")
     monkeypatch.setattr(backup, "CHUNK", 2)
-    with inside(other_app):
+    with rolled_back(other_app):
         backup.restore(tmp_path / "party.zip")
         event = restored_event("party")
         client_of = dict(db.session.execute(db.select(Submission.id, Submission.client_id)
@@ -268,7 +256,7 @@ def test_restored_references_point_at_the_restored_rows(app, party, other_app, t
 def test_restoring_runs_the_triggers_of_the_walkers_sync_and_the_review_map(party, other_app,
                                                                              tmp_path):
     backup.dump(party, tmp_path / "party.zip")
-    with inside(other_app):
+    with rolled_back(other_app):
         backup.restore(tmp_path / "party.zip")
         event = restored_event("party")
         revision = db.session.scalar(text("SELECT sum(revision) FROM event_revision WHERE event_id = :id"),
@@ -391,7 +379,7 @@ def test_a_damaged_photo_fails_the_restore_and_leaves_no_file_behind(party, othe
                    if name.startswith("photos/"))
     damaged = rewritten(tmp_path / "party.zip", tmp_path / "damaged.zip",
                         lambda name, data: jpeg((0, 0, 255)) if name == names[-1] else data)
-    with inside(other_app):
+    with rolled_back(other_app):
         with pytest.raises(backup.BackupError, match="damaged.zip is damaged .* does not match its sha256"):
             backup.restore(damaged)
         assert restored_event("party") is None

@@ -208,14 +208,6 @@ def test_my_data_needs_a_walker_of_this_event(client, camille, method):
 # The organiser's page
 
 
-@pytest.fixture
-def organiser(client, event):
-    organiser = make_organiser(events=[event])
-    with client.session_transaction() as session:
-        session["organiser_id"] = organiser.id
-    return organiser
-
-
 def test_the_participants_page_lists_walkers_with_their_points_and_says_what_stays(
         client, organiser, camille):
     join(client, "party", "<b>Noor</b>")

@@ -172,7 +172,8 @@ def test_the_page_imports_a_file_and_shows_the_report_escaped(client, event):
     response = upload(client, event, data.encode(), name="<i>dae</i>.csv")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "&lt;i&gt;dae&lt;/i&gt;.csv : 2 lignes lues, 1 chargées (dont 0 corrigées), 1 refusées." in page
+    assert ("&lt;i&gt;dae&lt;/i&gt;.csv — lignes lues : 2 ; chargées : 1 (dont corrigées : 0) ; "
+            "refusées : 1.") in page
     assert "identifiant &lt;b&gt;1&lt;/b&gt; déjà pris par la ligne 2" in page
     assert "<b>1</b>" not in page and "<i>dae</i>" not in page
     assert "Le jeu de données compte 1 ligne." in page

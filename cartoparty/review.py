@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from .accounts import event_organiser_required
 from .api import json_body, refuse_unknown_fields
 from .auth import MAX_ID, load_submission
-from .errors import Conflict, Invalid
+from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .i18n import language, translate
 from .models import Event, Submission
@@ -109,8 +109,10 @@ def _check_reason(reason):
 
 
 def detail_json(event, submission_id):
-    """A submission with everything a reviewer needs, and its audit trail."""
-    load_submission(event, submission_id)
+    """A submission with everything a reviewer needs, and its audit trail; a 404 when the event
+    has no such submission (or no longer: the page may ask just after it went)."""
+    if not 0 < submission_id <= MAX_ID:
+        raise NotFound("no_such_point", field="submission_id")
     row = db.session.execute(text(f"""
         SELECT s.id, s.client_id::text AS client_id, s.preset, s.status::text AS status,
                ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note,
@@ -131,7 +133,9 @@ def detail_json(event, submission_id):
         LEFT JOIN submission original ON original.id = m.duplicate_of_id
         LEFT JOIN submission_osm u ON u.submission_id = s.id
         WHERE s.event_id = :event_id AND s.id = :id"""),  # noqa: S608  (fixed fragments only)
-        {"event_id": event.id, "id": submission_id}).mappings().one()
+        {"event_id": event.id, "id": submission_id}).mappings().one_or_none()
+    if row is None:
+        raise NotFound("no_such_point", field="submission_id")
     return {**row, "photos": [f"/api/events/{event.slug}/photos/{sha}" for sha in row["photos"]],
             **{key: row[key].isoformat() if row[key] else None
                for key in ("observed_at", "received_at", "reviewed_at")}}

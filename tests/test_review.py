@@ -147,6 +147,20 @@ def test_unknown_submission_is_404(client, organiser):
     assert api(client, "get", "/submissions/999999").status_code == 404
 
 
+@pytest.mark.parametrize("which", ["deleted", "too large an id"])
+def test_a_point_that_is_gone_or_cannot_be_is_a_404_naming_it(client, organiser, points, which):
+    # The review page may ask for a point's details just after its walker deleted it.
+    if which == "deleted":
+        submission_id = points[0]
+        db.session.execute(db.delete(Submission).where(Submission.id == submission_id))
+    else:
+        submission_id = 2 ** 70
+    response = api(client, "get", f"/submissions/{submission_id}")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "no_such_point"
+    assert response.json["error"]["field"] == "submission_id"
+
+
 def test_cli_approves_all_pending_as_an_organiser(runner, organiser, points):
     result = runner.invoke(cli, ["review", "approve", "--event", "party", "--all-pending",
                                  "--as", "alice@example.org"])

@@ -47,6 +47,10 @@ TABLES = {
     "event": "id = :event_id",
     "team": OF_EVENT,
     "participant": OF_EVENT,
+    # before the submissions: a verdict names its row (the row's settlement names a verdict in
+    # turn, set once the submissions are in: _settled_from)
+    "reference_dataset": OF_EVENT,
+    "reference_row": OF_EVENT,
     "submission": OF_EVENT,
     "photo": OF_SUBMISSIONS,
     "audit_entry": OF_SUBMISSIONS,
@@ -60,7 +64,6 @@ TABLES = {
     "osm_change": OF_EVENT,
     "osm_upload": OF_EVENT,
     "osm_changeset_log": OF_EVENT,
-    "reference_row": OF_EVENT,
 }
 # Every other table, and why (tests check that each table of the models is in one of the two).
 NOT_DUMPED = {
@@ -270,6 +273,7 @@ def _load(archive, manifest, slug, created):
         counts[table] = _restore_table(archive, table, ids, {"slug": slug, "fresh": fresh})
         if counts[table] != manifest["counts"].get(table, 0):
             raise Damaged(f"{table}: {counts[table]} rows, not {manifest['counts'].get(table, 0)}")
+    _settled_from(archive, ids)
     event_id = next(iter(ids["event"].values()))
     linked = [email for email in manifest.get("organisers", []) if email in found]
     db.session.execute(text("INSERT INTO event_organiser (event_id, organiser_id) "
@@ -280,6 +284,17 @@ def _load(archive, manifest, slug, created):
     return {"slug": slug, "counts": counts, "organisers": linked,
             "unknown_organisers": [email for email in manifest.get("organisers", []) if email not in found],
             "photos_copied": copied, "missing_photos": missing}
+
+
+def _settled_from(archive, ids):
+    """Link each settled reference row to the verdict it was settled from, now that both are in."""
+    pairs = [(ids["reference_row"][row["id"]], ids["submission"].get(row["settled_from_id"]))
+             for row in _lines(archive, "reference_row.jsonl") if row.get("settled_from_id")]
+    if pairs:
+        db.session.execute(text(
+            "UPDATE reference_row r SET settled_from_id = v.ref "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:refs AS bigint[])) AS v(id, ref) WHERE r.id = v.id"),
+            {"ids": [row_id for row_id, _ in pairs], "refs": [ref for _, ref in pairs]})
 
 
 def _lines(archive, name):

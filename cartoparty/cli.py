@@ -663,8 +663,10 @@ cli.add_command(reference_cli)
 @click.option("--lon", help="The longitude (or easting) column; the --lat column again for a "
                             "\"lat, lon\" text column.")
 @click.option("--id", "id_name", help="The column (GeoJSON property) of each row's own identifier.")
+@click.option("--preset", help="For geojson and csv: the preset walkers check the rows with "
+                               "(dae rows are checked as defibrillators, trees as trees).")
 @click.option("--show", default=10, show_default=True, help="How many refused rows to list.")
-def reference_import(path, slug, kind, crs, lat, lon, id_name, show):
+def reference_import(path, slug, kind, crs, lat, lon, id_name, preset, show):
     """Load a town's dataset (CSV or GeoJSON) as the event's reference dataset, replacing the
     one imported before; each row is loaded, fixed (latitude and longitude swapped) or refused
     with its reason. Nothing is written when the file cannot be read whole."""
@@ -675,7 +677,7 @@ def reference_import(path, slug, kind, crs, lat, lon, id_name, show):
     event = _event(slug)
     try:
         data = Path(path).read_bytes()
-        report = import_reference(event, data, Path(path).name, kind, crs, lat, lon, id_name)
+        report = import_reference(event, data, Path(path).name, kind, crs, lat, lon, id_name, preset)
     except OSError as error:
         raise click.ClickException(f"cannot read {path}: {error.strerror or error}") from None
     except CartopartyError as error:

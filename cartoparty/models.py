@@ -215,6 +215,11 @@ class Submission(db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("submission.id", ondelete="SET NULL"))
+    # A verdict on a row of the event's reference dataset (issue 16): the walker checked the
+    # town's record there and found it as described, different, moved, or missing. A missing
+    # one is no feature: it goes to no OSM check, change or open-data export.
+    reference_row_id: Mapped[int | None] = mapped_column(ForeignKey("reference_row.id"))
+    verdict: Mapped[str | None] = mapped_column(String(10))
     # The transaction that last wrote the row (set by a trigger on update): walkers' phones ask
     # for what changed since a snapshot of theirs (see walkersync.py).
     changed_xid = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
@@ -228,6 +233,11 @@ class Submission(db.Model):
         Index("submission_event_status", "event_id", "status", "preset", "participant_id"),
         Index("submission_event_received", "event_id", "received_at"),
         Index("submission_event_changed", "event_id", "changed_xid"),
+        Index("ix_submission_reference_row_id", "reference_row_id",
+              postgresql_where=text("reference_row_id IS NOT NULL")),
+        CheckConstraint("(verdict IS NULL) = (reference_row_id IS NULL) AND "
+                        "(verdict IS NULL OR verdict IN ('confirmed', 'different', 'moved', 'missing'))",
+                        name="submission_verdict"),
     )
 
 
@@ -610,8 +620,39 @@ class ReferenceRow(db.Model):
     fields: Mapped[dict] = mapped_column(JSONB)
     fixed: Mapped[str | None] = mapped_column(String(40))  # e.g. "lat_lon_swapped"
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The organiser's word on the row once walkers checked it (reference/settle.py), and the
+    # verdict whose position and tags it takes; NULL: the walkers' approved verdicts propose.
+    settled: Mapped[str | None] = mapped_column(String(12))
+    settled_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission.id", ondelete="SET NULL", use_alter=True))
+    settled_by: Mapped[str | None] = mapped_column(String(300))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("event_id", "source_id", name="reference_row_source_id"),
         CheckConstraint("kind IN ('dae', 'trees', 'geojson', 'csv')", name="reference_row_kind"),
+        CheckConstraint("settled IS NULL OR settled IN "
+                        "('confirmed', 'corrected', 'moved', 'missing', 'not_checked')",
+                        name="reference_row_settled"),
     )
+
+
+class ReferenceDataset(db.Model):
+    """What an event's reference dataset is, beyond its rows: its kind and the preset its
+    rows are checked with, the file it came from, and what the export back to the town needs
+    to write the file in its own layout (columns in order, delimiter, position columns, CRS)."""
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    preset: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(200))
+    schema: Mapped[str | None] = mapped_column(String(40))  # "schema-dae 1.0.7"…
+    format: Mapped[str] = mapped_column(String(10))  # "csv" or "geojson"
+    columns: Mapped[list] = mapped_column(JSONB)  # the fields' names, in the file's order
+    delimiter: Mapped[str] = mapped_column(String(1))
+    # The fields holding the position, as named in `columns`; the same for a "lat, lon" text;
+    # None for GeoJSON (the geometry).
+    lat_column: Mapped[str | None] = mapped_column(Text)
+    lon_column: Mapped[str | None] = mapped_column(Text)
+    crs: Mapped[str] = mapped_column(String(20))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -22,6 +22,7 @@ from .links import external_url
 from .organise import render
 from .osm.upload import uploaded_counts
 from .presets import all_presets
+from .reference.checks import summary as reference_summary
 from .walker import LEAFLET_VERSION
 
 bp = Blueprint("restitution", __name__)
@@ -102,7 +103,8 @@ MAP_POINTS = text("""
     SELECT coalesce(json_agg(json_build_object('preset', preset, 'lat', round(ST_Y(geom)::numeric, 7),
                'lon', round(ST_X(geom)::numeric, 7), 'tags', tags) ORDER BY id), '[]')::text
     FROM (SELECT id, preset, geom, tags FROM submission
-          WHERE event_id = :event_id AND status = 'approved' ORDER BY id LIMIT :limit) AS point
+          WHERE event_id = :event_id AND status = 'approved' AND verdict IS DISTINCT FROM 'missing'
+          ORDER BY id LIMIT :limit) AS point
 """)
 
 
@@ -162,6 +164,7 @@ def figures(event, zone):
         "timeline": _timeline(event, zone),
         "reasons": db.session.execute(REASONS, {"event_id": event.id}).mappings().all(),
         "uploaded": uploaded_counts(event),
+        "reference": reference_summary(event),
     }
 
 

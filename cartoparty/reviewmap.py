@@ -21,6 +21,7 @@ from .errors import Invalid
 from .extensions import db
 from .models import Status
 from .presets import all_presets
+from .reference.checks import summary as reference_summary
 
 bp = Blueprint("reviewmap", __name__, url_prefix="/api/organise")
 
@@ -355,10 +356,11 @@ BY_STATUS, BY_PRESET, BY_PARTICIPANT, ALL = 0b011, 0b101, 0b110, 0b111
 @bp.get("/<slug>/dashboard")
 @event_organiser_required
 def dashboard(event, organiser):
-    """How many filtered submissions there are, by status, preset, team and walker."""
+    """How many filtered submissions there are, by status, preset, team and walker; and how
+    much of the town's reference dataset was checked (whatever the filters)."""
     where, params = read_filters(event, read_bbox())
     counts = {"total": 0, "by_status": {status.value: 0 for status in Status}, "by_preset": {},
-              "by_team": {}, "by_participant": {}}
+              "by_team": {}, "by_participant": {}, "reference": reference_summary(event)}
     rows = db.session.execute(text(DASHBOARD.format(where=where)), params)  # noqa: S608
     for row in sorted(rows, key=lambda row: -row.n):
         if row.unused == ALL:

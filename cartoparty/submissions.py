@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import bindparam, func, text
+from sqlalchemy import BigInteger, bindparam, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from . import walkerview
@@ -22,7 +22,11 @@ from .presets import LIMITS, all_presets, check_tags
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/events")
 
-FIELDS = {"client_id", "preset", "lat", "lon", "accuracy", "tags", "note", "observed_at"}
+FIELDS = {"client_id", "preset", "lat", "lon", "accuracy", "tags", "note", "observed_at",
+          "reference", "verdict"}
+# What a walker found of a reference row (issue 16): as described, there but different, moved,
+# or not there. A "missing" verdict carries no tags: there is no feature to describe.
+VERDICTS = ("confirmed", "different", "moved", "missing")
 
 
 def _number(body, name, low, high, required=True):
@@ -77,16 +81,63 @@ def read_submission(event, body):
     note = "" if body.get("note") is None else body["note"]
     if not isinstance(note, str) or len(note) > LIMITS["note_length"]:
         raise Invalid("note_too_long", field="note", max=LIMITS["note_length"])
+    reference, verdict = _verdict(body)
+    if verdict == "missing":
+        if body.get("tags") not in (None, {}):
+            raise Invalid("verdict_missing_tags", field="tags")
+        tags = dict(preset["tags"])
+    else:
+        tags = check_tags(preset, body.get("tags", {}))
     return {
         "client_id": client_id,
         "preset": preset_id,
         "lat": _number(body, "lat", -90, 90),
         "lon": _number(body, "lon", -180, 180),
         "accuracy": _number(body, "accuracy", 0, 100_000, required=False),
-        "tags": check_tags(preset, body.get("tags", {})),
+        "tags": tags,
         "note": note.replace("\x00", ""),
         "observed_at": _observed_at(body.get("observed_at"), datetime.now(UTC)),
+        "reference": reference, "verdict": verdict,
     }
+
+
+def _verdict(body):
+    """(reference row id, verdict) of a body, both None for a point of the walker's own."""
+    reference, verdict = body.get("reference"), body.get("verdict")
+    if reference is None and verdict is None:
+        return None, None
+    if isinstance(reference, bool) or not isinstance(reference, int) or not 0 < reference < 2**63:
+        raise Invalid("verdict_reference", field="reference")
+    if verdict not in VERDICTS:
+        raise Invalid("verdict_unknown", field="verdict", verdicts=", ".join(VERDICTS))
+    return reference, verdict
+
+
+# The reference rows bodies name, with the preset they are checked with: one query a batch.
+REFERENCE_ROWS = text("""
+    SELECT r.id, d.preset FROM reference_row r JOIN reference_dataset d ON d.event_id = r.event_id
+    WHERE r.event_id = :event_id AND r.id = ANY(:ids)
+""").bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
+
+def check_references(event, values_list):
+    """For each body's values, in order: None, or the Invalid refusing its reference (a row of
+    no dataset of this event, or a preset other than the one its rows are checked with)."""
+    ids = sorted({values["reference"] for values in values_list if values["reference"] is not None})
+    presets = dict(db.session.execute(REFERENCE_ROWS, {"event_id": event.id, "ids": ids}).all()
+                   ) if ids else {}
+    problems = []
+    for values in values_list:
+        reference = values["reference"]
+        if reference is None:
+            problems.append(None)
+        elif reference not in presets:
+            problems.append(NotFound("no_such_reference_row", field="reference"))
+        elif presets[reference] != values["preset"]:
+            problems.append(Invalid("verdict_preset", field="preset", preset=presets[reference]))
+        else:
+            problems.append(None)
+    return problems
 
 
 def body_digest(body):
@@ -103,7 +154,8 @@ def _inside_zone(event, lat, lon):
 SUBMISSION_COLUMNS = """
     s.id, s.client_id::text AS client_id, s.preset, ST_Y(s.geom) AS lat, ST_X(s.geom) AS lon,
     s.accuracy, s.tags, s.note, s.status::text AS status, s.observed_at, s.received_at,
-    (SELECT count(*) FROM photo WHERE photo.submission_id = s.id) AS photo_count
+    (SELECT count(*) FROM photo WHERE photo.submission_id = s.id) AS photo_count,
+    s.reference_row_id AS reference, s.verdict
 """
 
 
@@ -126,12 +178,14 @@ def submission_json(submission_id):
 INSERT = text("""
     WITH new AS (
         INSERT INTO submission AS s (event_id, participant_id, client_id, preset, geom, accuracy,
-                                     tags, note, observed_at, body_sha256, status, version)
+                                     tags, note, observed_at, body_sha256, status, version,
+                                     reference_row_id, verdict)
         SELECT e.id, :participant_id, i.client_id, i.preset, point.geom, i.accuracy, i.tags, i.note,
-               coalesce(i.observed_at, now()), i.digest, 'pending', 1
+               coalesce(i.observed_at, now()), i.digest, 'pending', 1, i.reference, i.verdict
         FROM jsonb_to_recordset(:items) AS i(position int, client_id uuid, preset text,
                                              lat float8, lon float8, accuracy float8, tags jsonb,
-                                             note text, observed_at timestamptz, digest text)
+                                             note text, observed_at timestamptz, digest text,
+                                             reference int8, verdict text)
         CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS geom) AS point
         JOIN event e ON e.id = :event_id
         WHERE e.allow_outside_zone OR ST_Covers(e.zone, point.geom)
@@ -141,7 +195,7 @@ INSERT = text("""
     )
     SELECT s.id, s.client_id::text AS client_id, s.preset, ST_Y(s.geom) AS lat,
            ST_X(s.geom) AS lon, s.accuracy, s.tags, s.note, s.status::text AS status, s.observed_at,
-           s.received_at, 0 AS photo_count
+           s.received_at, 0 AS photo_count, s.reference_row_id AS reference, s.verdict
     FROM new s
 """).bindparams(bindparam("items", type_=JSONB))
 
@@ -178,6 +232,11 @@ def store(event, participant, bodies):
             checked[position] = _read_item(event, body)
         except CartopartyError as error:
             outcomes[position] = error
+    for position, problem in zip(list(checked), check_references(event, [v for v, _ in checked.values()]),
+                                 strict=True):
+        if problem is not None:
+            outcomes[position] = problem
+            del checked[position]
     items = [_as_item(values, position, digest) for position, (values, digest) in checked.items()]
     inserted = {row["client_id"]: row for row in db.session.execute(INSERT, {
         "items": items, "event_id": event.id, "participant_id": participant.id}).mappings()
@@ -280,11 +339,15 @@ def update(event, participant, client_id):
         raise Invalid("client_id_differs", field="client_id")
     if not event.allow_outside_zone and not _inside_zone(event, values["lat"], values["lon"]):
         raise Invalid("outside_zone", field="lat")
+    [problem] = check_references(event, [values])
+    if problem is not None:
+        raise problem
     lat, lon = values.pop("lat"), values.pop("lon")
     submission.geom = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
     if body.get("observed_at") is None:
         values["observed_at"] = submission.observed_at
-    for name in ("preset", "accuracy", "tags", "note", "observed_at"):
+    values["reference_row_id"] = values.pop("reference")
+    for name in ("preset", "accuracy", "tags", "note", "observed_at", "reference_row_id", "verdict"):
         setattr(submission, name, values[name])
     submission.version += 1  # an organiser looking at the old version must see it changed
     db.session.commit()
@@ -316,6 +379,7 @@ FEATURE_COLLECTION = text(f"""
                 'observed_at', s.observed_at, 'received_at', s.received_at,
                 'photo_count', (SELECT count(*) FROM photo WHERE photo.submission_id = s.id),
                 'pseudonym', p.pseudonym, 'review_reason', s.review_reason,
+                'reference', s.reference_row_id, 'verdict', s.verdict,
                 'osm_match', {OSM_MATCH})
         ) ORDER BY s.id), '[]'::json))::text
     FROM submission s JOIN participant p ON p.id = s.participant_id

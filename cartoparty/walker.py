@@ -25,6 +25,7 @@ LEAFLET_FILES = ["leaflet.js", "leaflet.css", "images/marker-icon.png",
                  "images/layers.png", "images/layers-2x.png"]
 WALKER_ASSETS = ["walker/app.js", "walker/outbox.js", "walker/form.js", "walker/map.js",
                  "walker/i18n.js", "walker/points.js", "walker/feedback.js", "walker/mydata.js",
+                 "walker/reference.js",
                  "walker/walker.css",
                  "walker/icon.svg"]
 

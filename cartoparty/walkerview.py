@@ -23,7 +23,9 @@ MAX_CURSOR = 8192
 COLLECTION = text("""
     WITH visible AS (
         SELECT s.* FROM submission s
-        WHERE s.event_id = :event_id AND (s.participant_id = :viewer OR s.status = 'approved')
+        -- a "missing" verdict is no feature: others are not shown it
+        WHERE s.event_id = :event_id AND (s.participant_id = :viewer
+                                          OR s.status = 'approved' AND s.verdict IS DISTINCT FROM 'missing')
           AND (CAST(:since AS pg_snapshot) IS NULL
                OR s.changed_xid >= pg_snapshot_xmin(CAST(:since AS pg_snapshot))
                   AND NOT pg_visible_in_snapshot(s.changed_xid, CAST(:since AS pg_snapshot)))
@@ -49,7 +51,8 @@ COLLECTION = text("""
                 'status', s.status, 'mine', true, 'accuracy', s.accuracy,
                 'observed_at', s.observed_at, 'received_at', s.received_at,
                 'photo_count', (SELECT count(*) FROM photo WHERE photo.submission_id = s.id),
-                'review_reason', CASE WHEN s.status = 'rejected' THEN s.review_reason END)
+                'review_reason', CASE WHEN s.status = 'rejected' THEN s.review_reason END,
+                'reference', s.reference_row_id, 'verdict', s.verdict)
             ELSE json_build_object(
                 'client_id', s.client_id, 'preset', s.preset, 'tags', s.tags,
                 'status', s.status, 'mine', false) END

@@ -226,3 +226,29 @@ def osm_api(app, monkeypatch):
     monkeypatch.setitem(app.config, "OSM_API_URL", stand_in.url)
     yield stand_in
     stand_in.close()
+
+
+# A town's defibrillators in schema-dae 1.0.7, three of them in the Chambéry zone.
+TOWN_DAE = ("gid,nom,lat_coor1,long_coor1,acc,acc_lib,acc_etg,acc_complt,disp_j,disp_h,tel1\n"
+            "D1,Mairie,45.5650,5.9200,Intérieur,oui,0,Hall d'accueil,7j/7,24h/24,+33479000000\n"
+            "D2,Ecole,45.5660,5.9210,Extérieur,non,,Sous le préau,lundi|mardi,heures ouvrables,\n"
+            "D3,Gymnase,45.5640,5.9190,Intérieur,oui,1,,non renseigné,non renseigné,\n")
+
+
+def load_reference(event, data=TOWN_DAE, kind="dae", **options):
+    """Import `data` as the event's reference dataset and commit; return the rows by source_id."""
+    from cartoparty.models import ReferenceRow
+    from cartoparty.reference.store import import_reference
+
+    import_reference(event, data.encode(), f"town.{'geojson' if kind == 'geojson' else 'csv'}",
+                     kind, **options)
+    db.session.commit()
+    return {row.source_id: row for row in db.session.scalars(
+        db.select(ReferenceRow).filter_by(event_id=event.id))}
+
+
+def a_verdict(row, verdict, **values):
+    """A walker's verdict on reference `row`, where the town says it is, as the phone sends it."""
+    lat, lon = db.session.execute(db.select(db.func.ST_Y(row.geom), db.func.ST_X(row.geom))).one()
+    return a_submission(**{"preset": "defibrillator", "lat": lat, "lon": lon, "tags": {},
+                           "reference": row.id, "verdict": verdict, **values})

@@ -17,7 +17,9 @@ import pytest
 from conftest import (
     SignedInClient,
     a_submission,
+    a_verdict,
     join,
+    load_reference,
     make_event,
     make_organiser,
     overpass_answer,
@@ -39,12 +41,15 @@ from cartoparty.models import (
     OsmUpload,
     Participant,
     Photo,
+    ReferenceDataset,
+    ReferenceRow,
     Submission,
     SubmissionOsm,
     Team,
 )
 from cartoparty.osm import changes, conflate, store
 from cartoparty.osm.check import fail_dead_checks
+from cartoparty.reference import checks
 from cartoparty.restitution import figures
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -401,3 +406,26 @@ def test_dump_replaces_the_archive_whole_and_warns_of_missing_photo_files(app, r
     assert f"the file of photo {photo.sha256} is missing" in result.output
     assert zipfile.ZipFile(target).testzip() is None
     assert sorted(path.name for path in tmp_path.iterdir()) == ["party.zip"]
+
+
+def test_a_reference_dataset_its_verdicts_and_settlements_are_restored_linked(client, other_app, tmp_path):
+    event = make_event("checked")
+    rows = load_reference(event)
+    walker = join(client, "checked")
+    body = a_verdict(rows["D1"], "moved", lat=45.5652, lon=5.9203)
+    assert client.post("/api/events/checked/submissions", json=body, headers=walker).status_code == 201
+    verdict = db.session.scalar(db.select(Submission).filter_by(event_id=event.id))
+    checks.settle(event, rows["D1"].id, "moved", verdict.id, "alice@example.org")
+    db.session.commit()
+    backup.dump(event, tmp_path / "checked.zip")
+    with rolled_back(other_app):
+        backup.restore(tmp_path / "checked.zip")
+        restored = restored_event("checked")
+        row = db.session.scalar(db.select(ReferenceRow).filter_by(event_id=restored.id, source_id="D1"))
+        verdict = db.session.scalar(db.select(Submission).filter_by(event_id=restored.id))
+        assert (verdict.reference_row_id, verdict.verdict) == (row.id, "moved")
+        assert (row.settled, row.settled_from_id, row.settled_by) == (
+            "moved", verdict.id, "alice@example.org")
+        assert db.session.get(ReferenceDataset, restored.id).columns[:3] == ["gid", "nom", "lat_coor1"]
+        assert {r["source_id"]: r["outcome"] for r in checks.outcomes(restored)} == {
+            "D1": "moved", "D2": "not_checked", "D3": "not_checked"}

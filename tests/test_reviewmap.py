@@ -311,13 +311,14 @@ def test_dashboard_counts_by_status_preset_team_and_walker(client, organiser, mi
         "by_preset": {"tree": 3, "bench": 3},
         "by_team": {"Arbres": 3, "—": 3},
         "by_participant": {"Camille": 3, "Noor": 3},
+        "reference": None,  # no town dataset here (see tests/reference/test_checks.py)
     }
 
 
 def test_dashboard_of_an_empty_event(client, organiser):
     assert get(client, "dashboard").json == {
         "total": 0, "by_status": {"pending": 0, "approved": 0, "rejected": 0},
-        "by_preset": {}, "by_team": {}, "by_participant": {}}
+        "by_preset": {}, "by_team": {}, "by_participant": {}, "reference": None}
 
 
 def cursor(client):

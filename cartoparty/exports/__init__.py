@@ -80,8 +80,10 @@ def _header(value):
 def page(event, organiser):
     counts = dict(db.session.execute(text("""
         SELECT 'points', count(*) FROM submission WHERE event_id = :id AND status = 'approved'
+            AND verdict IS DISTINCT FROM 'missing'
         UNION ALL SELECT 'defibrillators', count(*) FROM submission
         WHERE event_id = :id AND status = 'approved' AND tags ->> 'emergency' = 'defibrillator'
+            AND verdict IS DISTINCT FROM 'missing'
     """), {"id": event.id}).all())
     return render("organise/exports.html", event=event, counts=counts,
                   formats=[(fmt, licence(event, fmt)) for fmt in FORMATS])

@@ -37,6 +37,7 @@ APPROVED = text("""
            ARRAY(SELECT p.sha256 FROM photo p WHERE p.submission_id = s.id ORDER BY p.id) AS photos
     FROM submission s
     WHERE s.event_id = :event_id AND s.status = 'approved'
+      AND s.verdict IS DISTINCT FROM 'missing'  -- a town's record not found is no feature
       AND (CAST(:preset AS text) IS NULL OR s.preset = CAST(:preset AS text))
       AND (NOT :defibrillators OR s.tags ->> 'emergency' = 'defibrillator')
     ORDER BY s.id

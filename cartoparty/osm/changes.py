@@ -73,6 +73,7 @@ CREATES_AND_HELD = text("""
                    OR t.value ~ :not_xml ORDER BY t.key LIMIT 1) AS unwritable
         FROM submission s LEFT JOIN match m ON m.submission_id = s.id
         WHERE s.event_id = :event_id AND s.id <> ALL(:in_flight)
+          AND s.verdict IS DISTINCT FROM 'missing'  -- a town's record not found: nothing to write
           AND NOT EXISTS (SELECT 1 FROM submission_osm u WHERE u.submission_id = s.id)
           AND (s.status = 'pending' OR (s.status = 'approved'
                AND (m.outcome IS NULL OR m.outcome IN ('new', 'ambiguous', 'duplicate'))))

@@ -149,7 +149,8 @@ def _step(check, step):
 def _to_match(event):
     """How many submissions conflation will look at: all but the rejected ones."""
     return db.session.scalar(text(
-        "SELECT count(*) FROM submission WHERE event_id = :event_id AND status <> 'rejected'"),
+        "SELECT count(*) FROM submission WHERE event_id = :event_id AND status <> 'rejected'"
+        " AND verdict IS DISTINCT FROM 'missing'"),
         {"event_id": event.id})
 
 
@@ -176,7 +177,7 @@ def outcome_counts(event):
     rows = db.session.execute(text("""
         SELECT coalesce(m.outcome, 'unmatched') AS outcome, count(*) AS n
         FROM submission s LEFT JOIN match m ON m.submission_id = s.id
-        WHERE s.event_id = :event_id AND s.status <> 'rejected'
+        WHERE s.event_id = :event_id AND s.status <> 'rejected' AND s.verdict IS DISTINCT FROM 'missing'
         GROUP BY 1"""), {"event_id": event.id}).all()
     return {name: 0 for name in (*OUTCOMES, "unmatched")} | {row.outcome: row.n for row in rows}
 

@@ -80,7 +80,8 @@ WITH preset AS MATERIALIZED (  -- once, so that every reader sees the same `kind
            NOT EXISTS (SELECT 1 FROM match m WHERE m.submission_id = s.id
                        AND m.overridden_by IS NOT NULL) AS open
     FROM submission s JOIN preset p ON p.id = s.preset
-    WHERE s.event_id = :event_id AND s.status <> 'rejected'
+    -- a "missing" verdict (issue 16) says a town's record is not there: no feature to match
+    WHERE s.event_id = :event_id AND s.status <> 'rejected' AND s.verdict IS DISTINCT FROM 'missing'
 ), grid AS MATERIALIZED (
     -- wider than any box of the preset, with a margin that rounding cannot eat
     SELECT kind, 2.001 * max(box) AS side FROM point GROUP BY kind

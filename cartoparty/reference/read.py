@@ -82,6 +82,12 @@ class Table:
     schema: str | None = None
     cp1252_lines: int = 0
     lost_characters: int = 0  # rows holding U+FFFD
+    # What writing the file back in its own layout needs: the fields' names in order, the CSV
+    # delimiter, and the fields of the position (the same one for a "lat, lon" text).
+    columns: list = field(default_factory=list)
+    delimiter: str = ","
+    lat_column: str | None = None
+    lon_column: str | None = None
 
 
 def decode(data):
@@ -251,7 +257,8 @@ def read_csv(text, kind, lat=None, lon=None, id_name=None):
             line = reader.line_num + 1
     except csv.Error:
         raise Invalid("reference_csv", line=line) from None
-    table = Table("csv", "", rows, _schema(header, kind))
+    table = Table("csv", "", rows, _schema(header, kind), columns=names, delimiter=delimiter,
+                  lat_column=names[lat_index], lon_column=names[lon_index])
     table.lost_characters = sum(any(LOST in str(value) for value in row.fields.values()) for row in rows)
     return table
 
@@ -319,7 +326,8 @@ def read_geojson(text, kind, id_name=None):
                            and id_name in f["properties"] for f in features):
         raise Invalid("reference_no_column", field="id", name=id_name[:100])
     rows = [_feature_row(number, feature, kind, id_name) for number, feature in enumerate(features, 1)]
-    table = Table("geojson", "", rows)
+    columns = list(dict.fromkeys(name for row in rows for name in row.fields))
+    table = Table("geojson", "", rows, columns=columns)
     table.lost_characters = sum(LOST in json.dumps(row.fields, ensure_ascii=False) for row in rows)
     return table
 

@@ -4,10 +4,14 @@ each row inside the event's zone, or whose coordinates swapped are (stored swapp
 saying so), and the others are refused as outside the zone.
 
 Importing again replaces the event's dataset whole, in the same transaction: a town's file
-comes back corrected, or was imported with the wrong CRS or columns, and nothing refers to its
-rows yet (field checks will, in a later step of issue 16; replacing must then keep them or
-refuse). When no row of the new file loads, the rows already there are kept: a wrong CRS
-leaves every row outside the zone, and must not empty the dataset.
+comes back corrected, or was imported with the wrong CRS or columns. Once a walker has checked
+a row, the dataset is theirs too and is not replaced (the import is refused, nothing changes).
+When no row of the new file loads, the rows already there are kept: a wrong CRS leaves every
+row outside the zone, and must not empty the dataset.
+
+The dataset's description (reference_dataset: kind, preset, columns in order, delimiter,
+position columns, CRS) is written with the rows: the export back to the town needs it. The
+preset its rows are checked with is enabled on the event if it was not.
 """
 
 from collections import Counter
@@ -19,6 +23,9 @@ from sqlalchemy import text
 from ..errors import Invalid
 from ..extensions import db
 from ..i18n import translate
+from ..models import ReferenceDataset
+from ..presets import all_presets
+from .mapping import PRESET_OF_KIND
 from .read import WGS84, read_file
 
 SWAPPED = "lat_lon_swapped"
@@ -57,6 +64,8 @@ class Report:
     refused: list = field(default_factory=list)  # (row number, Invalid), in file order
     cp1252_lines: int = 0
     lost_characters: int = 0
+    preset: str | None = None
+    preset_added: bool = False  # the event did not offer the preset: it does now
 
     def reasons(self):
         """(how many rows, the first one's Invalid) for each reason of refusal, most first."""
@@ -79,6 +88,8 @@ class Report:
             lines.append(f"  nothing loaded: the {self.kept} rows imported before are kept")
         elif self.replaced:
             lines.append(f"  replaced the {self.replaced} rows imported before")
+        if self.preset_added:
+            lines.append(f"  the event now offers the preset {self.preset}, which the rows are checked with")
         if self.cp1252_lines:
             lines.append(f"  {self.cp1252_lines} lines read as Windows-1252 (not UTF-8)")
         if self.lost_characters:
@@ -127,20 +138,59 @@ def _replace(event, kind):
     return 0, {}
 
 
-def import_reference(event, data, source, kind, crs=None, lat=None, lon=None, id_name=None):
+def count_checks(event):
+    """How many verdicts walkers gave on the event's reference rows."""
+    return db.session.scalar(text(
+        "SELECT count(*) FROM submission WHERE event_id = :event_id AND reference_row_id IS NOT NULL"),
+        {"event_id": event.id})
+
+
+def _preset(kind, preset):
+    """The preset the rows are checked with: the kind's own, else the one the organiser chose."""
+    preset = PRESET_OF_KIND.get(kind) or (preset or "").strip()
+    if not preset:
+        raise Invalid("reference_preset_needed", field="preset")
+    if preset not in all_presets():
+        raise Invalid("unknown_preset", field="preset", preset=preset[:40])
+    return preset
+
+
+def _describe(event, table, report, kind, preset):
+    """Write the dataset's description, and offer its preset on the event."""
+    dataset = db.session.get(ReferenceDataset, event.id) or ReferenceDataset(event_id=event.id)
+    dataset.kind, dataset.preset, dataset.source, dataset.schema = kind, preset, report.source, table.schema
+    dataset.format, dataset.columns, dataset.delimiter = table.format, table.columns, table.delimiter
+    dataset.lat_column, dataset.lon_column, dataset.crs = table.lat_column, table.lon_column, report.crs
+    dataset.imported_at = db.func.now()
+    db.session.add(dataset)
+    if preset not in event.presets:
+        event.presets = [*event.presets, preset]
+        report.preset_added = True
+
+
+def import_reference(event, data, source, kind, crs=None, lat=None, lon=None, id_name=None,
+                     preset=None):
     """Load a file's bytes as the event's reference dataset; return the Report. Raises Invalid,
-    with nothing written, when the file cannot be read whole. The caller commits."""
+    with nothing written, when the file cannot be read whole, when a GeoJSON or CSV names no
+    preset to check its rows with, or once walkers have checked the rows there. The caller
+    commits."""
     table = read_file(data, kind, crs, lat, lon, id_name)
+    preset = _preset(kind, preset)
+    checks = count_checks(event)
+    if checks:
+        raise Invalid("reference_checked", checks=checks)
     report = Report(source, kind, (crs or WGS84).strip().upper(), table.encoding, table.schema,
                     read=len(table.rows), cp1252_lines=table.cp1252_lines,
-                    lost_characters=table.lost_characters)
+                    lost_characters=table.lost_characters, preset=preset)
     placed = [row for row in table.rows if row.problem is None]
     loaded = {}
     if placed:
         _copy(placed)
         report.replaced, loaded = _replace(event, kind)
         db.session.execute(text("DROP TABLE reference_import"))
-    if not loaded:
+    if loaded:
+        _describe(event, table, report, kind, preset)
+    else:
         report.kept = count_rows(event)
     report.loaded = len(loaded)
     report.fixed = [(number, what) for number, what in sorted(loaded.items()) if what]

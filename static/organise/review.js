@@ -136,8 +136,11 @@ async function loadDashboard() {
     element("caption", { text: title }),
     ...Object.entries(counts).map(([key, count]) => element("tr", {},
       element("th", { text: name(key) }), element("td", { text: when.number(count) }))));
+  // The town's dataset checked so far: the same sentence as on the restitution page.
+  const reference = data.reference
+    ? [element("p", { class: "reference-summary", text: t("reference_summary", data.reference) })] : [];
   $("#dashboard-panel").replaceChildren(
-    element("p", { class: "total", text: t("points_n", { n: data.total }) }),
+    element("p", { class: "total", text: t("points_n", { n: data.total }) }), ...reference,
     table(t("status"), data.by_status, (key) => t(`status_${key}`)),
     table(t("preset"), data.by_preset, (key) => (presets[key] ? `${presets[key].icon} ${presets[key].name[lang]}` : key)),
     table(t("team"), data.by_team),

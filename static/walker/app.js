@@ -1,13 +1,17 @@
 // The walker app: join an event, see the map, record points that reach the server once.
-import { buildForm, checkNote, element, shrinkPhoto } from "./form.js";
+import { buildForm, checkNote, checkTags, element, shrinkPhoto } from "./form.js";
 import { errorText, translator } from "./i18n.js";
 import {
   bindPointPopup, covers, createMap, followPosition, pointMarker, pointPopup, presetIcon,
+  referenceMarker, referencePopup,
 } from "./map.js";
 import { createFeedback } from "./feedback.js";
 import { createMyData } from "./mydata.js";
 import { Outbox } from "./outbox.js";
 import { ServerPoints } from "./points.js";
+import {
+  ReferenceRows, editedVerdict, myVerdicts, nearestUnchecked, ownTags, verdictOf,
+} from "./reference.js";
 
 const root = document.getElementById("app");
 const state = JSON.parse(root.dataset.state);
@@ -48,6 +52,7 @@ function api(method, path, body) {
 
 const outbox = new Outbox(slug, api);
 const serverPoints = new ServerPoints(slug, api, () => rejoin());
+const reference = new ReferenceRows(slug, api, () => rejoin());
 const myData = createMyData({ slug, api, t, outbox, onErased: forgetWalker, onUnauthorised: rejoin,
   onOpen: () => { if (draft) closeSheet(); },
   pseudonym: () => localStorage.getItem(`${tokenKey}:pseudonym`) || "" });
@@ -101,6 +106,8 @@ $("#join-form").addEventListener("submit", async (submitted) => {
 
 let map;
 let layer;
+let referenceLayer;
+let shown = [];  // the points last drawn: they tell which rows this walker has checked
 let fix = null;
 // Only what changed since the last answer is asked for (static/walker/points.js).
 async function loadServerPoints() {
@@ -108,6 +115,10 @@ async function loadServerPoints() {
   // Erased while the answer was on its way: what it brought is not kept.
   if (!token) serverPoints.forget();
   else if (changed) render(await outbox.all());
+}
+
+async function loadReference() {
+  if (await reference.load() && token) render(await outbox.all());
 }
 
 // Already signed out (asked to join again, or erased), the phone has nothing more to forget.
@@ -127,6 +138,7 @@ function forgetWalker() {
     localStorage.removeItem(key);
   }
   serverPoints.forget();
+  reference.forget();
   token = null;
   if (draft) closeSheet();
   $("#feedback-sheet").hidden = true;
@@ -163,13 +175,57 @@ function render(records) {
   status.textContent = waiting ? t("n_waiting", { n: waiting })
     : refused ? t("n_refused", { n: refused }) : t("all_sent");
   layer.clearLayers();
-  for (const point of mergedPoints(records)) {
+  shown = mergedPoints(records);
+  for (const point of shown) {
     const preset = presets[point.preset];
     const marker = pointMarker(point, preset, lang);
-    const actions = { edit: openSheet, remove: removePoint };
+    const actions = { edit: (existing) => openSheet(existing), remove: removePoint };
     bindPointPopup(marker, () => pointPopup(point, preset, lang, t, actions));
     layer.addLayer(marker);
   }
+  drawReference();
+}
+
+// The dataset's rows, "checked" once anyone's verdict was approved or this walker gave theirs.
+function drawReference() {
+  referenceLayer.clearLayers();
+  if (!presets[reference.preset()]) return;  // no dataset, or its preset left the event
+  const mine = myVerdicts(shown);
+  const check = (verdict) => (row) => openSheet(null, { row, verdict });
+  const actions = { confirmed: confirmRow, different: check("different"), moved: check("moved"),
+    missing: check("missing") };
+  for (const row of reference.rows()) {
+    const marker = referenceMarker(row, row.checked || mine.has(row.id), t);
+    bindPointPopup(marker, () => referencePopup(row, mine.get(row.id), t, actions));
+    referenceLayer.addLayer(marker);
+  }
+}
+
+// "Here as described": nothing to ask, the verdict is saved at once at the row's position,
+// unless the server would refuse the row's answers as they are (the sheet then shows why).
+async function confirmRow(row) {
+  const preset = presets[reference.preset()];
+  const tags = ownTags(row.tags, preset);
+  if (checkTags(preset, tags, event.limits, lang).length) {
+    openSheet(null, { row, verdict: "confirmed" });
+    return;
+  }
+  map.closePopup();
+  try {
+    await outbox.saveNew({ client_id: newClientId(), preset: preset.id, lat: row.lat, lon: row.lon,
+      accuracy: null, tags, note: "", observed_at: new Date().toISOString(), reference: row.id,
+      verdict: "confirmed" }, []);
+  } catch {
+    toast(t("save_failed"));
+    return;
+  }
+  toast(t("ref_confirmed", { title: row.title }));
+}
+
+// The verdict a point gives, with its row as the phone last saw it, or null for a plain point.
+function checkOf(point) {
+  const preset = point && presets[point.preset];
+  return point ? reference.checkOf(point, preset ? preset.name[lang] : point.preset) : null;
 }
 
 async function removePoint(point) {
@@ -183,29 +239,42 @@ async function removePoint(point) {
 let draft = null;
 
 // The form's client_id is made when it opens: saving the same form twice (a double tap, a
-// retry) saves the same point twice, which the outbox and the server keep once.
-function openSheet(existing = null) {
+// retry) saves the same point twice, which the outbox and the server keep once. A verdict on a
+// reference row (`check`: {row, verdict}) is the row's preset, pre-filled with its answers, at
+// its position, except a "moved" one, placed by the walker as a new point.
+function openSheet(existing = null, check = checkOf(existing)) {
   map.closePopup();
-  const where = existing ? [existing.lat, existing.lon] : fix ? [fix.lat, fix.lon]
-    : [map.getCenter().lat, map.getCenter().lng];
+  const fixed = Boolean(check) && check.verdict !== "moved";
+  const where = existing ? [existing.lat, existing.lon] : fixed ? [check.row.lat, check.row.lon]
+    : fix ? [fix.lat, fix.lon] : [map.getCenter().lat, map.getCenter().lng];
+  const presetId = existing ? existing.preset : check ? reference.preset() : null;
   draft = {
-    existing, clientId: existing ? existing.client_id : newClientId(),
-    observedAt: new Date().toISOString(), saving: false,
-    preset: existing ? presets[existing.preset] : null, moved: Boolean(existing),
-    photos: [], marker: L.marker(where, { draggable: true, autoPan: true }).addTo(map),
+    existing, check, fixed, clientId: existing ? existing.client_id : newClientId(),
+    observedAt: new Date().toISOString(), saving: false, preset: presets[presetId] || null,
+    tags: existing ? existing.tags || {} : check ? check.row.tags || {} : {},
+    moved: Boolean(existing) || fixed,
+    photos: [], marker: L.marker(where, { draggable: !fixed, autoPan: true }).addTo(map),
   };
   draft.marker.on("dragend", () => moveDraft(draft.marker.getLatLng()));
   map.setView(where, Math.max(map.getZoom(), 18));
-  $("#accuracy-warning").hidden = Boolean(existing) || Boolean(fix && fix.accuracy <= POOR_ACCURACY_M);
+  $("#accuracy-warning").hidden = Boolean(existing) || fixed
+    || Boolean(fix && fix.accuracy <= POOR_ACCURACY_M);
   $("#accuracy-warning").textContent = fix ? t("poor_accuracy", { m: Math.round(fix.accuracy) })
     : t("no_position");
   $("#note").value = existing ? existing.note || "" : "";
   $("#photo").value = "";
   $("#photo-preview").replaceChildren();
-  $("#sheet-title").textContent = existing ? t("edit_point") : t("new_point");
+  $("#sheet-title").textContent = check ? t(`ref_sheet_${check.verdict}`, { title: check.row.title })
+    : existing ? t("edit_point") : t("new_point");
   $("#save").disabled = false;
+  $("#place-hint").hidden = fixed;
+  $("#nearby").hidden = true;
+  $("#sheet .actions").hidden = false;
   showPresets();
+  $("#presets").hidden = Boolean(check);
+  $("#fields").hidden = Boolean(check) && check.verdict === "missing";
   if (draft.preset) choosePreset(draft.preset);
+  if (check) showCheck(check);
   showProblems([]);
   showPlace();
   $("#sheet").hidden = false;
@@ -219,7 +288,14 @@ function closeSheet() {
   setTimeout(() => { $("#add").hidden = Boolean(draft) || !$("#feedback-sheet").hidden; }, GHOST_TAP_MS);
 }
 
+// A verdict's sheet says where its answers come from; "not found" asks only a note and a photo.
+function showCheck({ verdict }) {
+  if (verdict === "missing") draft.form = null;
+  $("#preset-hint").textContent = t(verdict === "missing" ? "ref_hint_missing" : "ref_hint_form");
+}
+
 function moveDraft(latlng) {
+  if (draft.fixed) return;
   draft.marker.setLatLng(latlng);
   draft.moved = true;
   showPlace();
@@ -251,25 +327,60 @@ function choosePreset(preset) {
     button.setAttribute("aria-pressed", String(button.dataset.preset === preset.id));
   }
   $("#preset-hint").textContent = preset.hint[lang];
-  draft.form = buildForm($("#fields"), preset, draft.existing ? draft.existing.tags || {} : {},
-    { lang, t, limits: event.limits });
+  draft.form = buildForm($("#fields"), preset, draft.tags, { lang, t, limits: event.limits });
   $("#details").hidden = false;
 }
 
 function draftBody() {
   const position = draft.marker.getLatLng();
-  return {
+  const body = {
     preset: draft.preset.id, lat: Number(position.lat.toFixed(7)), lon: Number(position.lng.toFixed(7)),
     accuracy: !draft.moved && fix ? Math.round(fix.accuracy * 10) / 10 : null,
-    tags: draft.form.read(), note: $("#note").value.trim(),
+    tags: draft.form ? draft.form.read() : {}, note: $("#note").value.trim(),
   };
+  if (draft.check) {
+    Object.assign(body, { reference: draft.check.row.id,
+      verdict: editedVerdict(draft.check, body.tags, draft.preset) });
+  }
+  return body;
+}
+
+// A new point of the dataset's preset near a row this walker has not checked may be that row:
+// asked once, when saving. True while the question waits for its answer.
+function askNearby(body) {
+  if (draft.existing || draft.check || draft.asked || body.preset !== reference.preset()) return false;
+  const near = nearestUnchecked(reference.rows(), myVerdicts(shown), body.lat, body.lon);
+  if (!near) return false;
+  draft.asked = near.row;
+  say("#nearby-question", t("ref_nearby", { title: near.row.title, m: Math.round(near.distance) }));
+  $("#nearby").hidden = false;
+  $("#sheet .actions").hidden = true;
+  $("#nearby-yes").focus();
+  return true;
+}
+
+// Yes: the point is a verdict on the row, at the row's position unless it has moved.
+function answerNearby(yes) {
+  if (!draft || !draft.asked) return;
+  $("#nearby").hidden = true;
+  $("#sheet .actions").hidden = false;
+  if (yes) {
+    const row = draft.asked;
+    const { lat, lng } = draft.marker.getLatLng();
+    draft.check = { row, verdict: verdictOf(row, draft.form.read(), lat, lng, draft.preset) };
+    if (draft.check.verdict !== "moved") {
+      draft.marker.setLatLng([row.lat, row.lon]);
+      draft.moved = true;
+    }
+  }
+  save();
 }
 
 // What the server would refuse, checked where the walker stands, before the outbox.
 function problemsOf(body) {
   const outside = !event.allow_outside_zone && !covers(event.zone, body.lat, body.lon);
   return [...(outside ? [{ code: "outside_zone", field: "lat", params: {} }] : []),
-    ...draft.form.check(), ...checkNote(body.note, event.limits)];
+    ...(draft.form ? draft.form.check() : []), ...checkNote(body.note, event.limits)];
 }
 
 function say(selector, text) {
@@ -303,7 +414,7 @@ async function save() {
   const body = draftBody();
   const problems = problemsOf(body);
   showProblems(problems);
-  if (problems.length) return;
+  if (problems.length || askNearby(body)) return;
   draft.saving = true;
   $("#save").disabled = true;
   try {
@@ -358,6 +469,7 @@ function showWalk() {
   if (map) {
     outbox.flush(true);
     loadServerPoints();
+    loadReference();
     feedback.offer();
     return;
   }
@@ -366,6 +478,7 @@ function showWalk() {
     L.geoJSON(team.sector, { style: { color: "#0d47a1", weight: 3, dashArray: "8 6", fillOpacity: 0.06,
       interactive: false } }).addTo(map);
   }
+  referenceLayer = L.layerGroup().addTo(map);
   layer = L.layerGroup().addTo(map);
   const recentre = followPosition(map, (position) => { fix = position; }, (problem) => {
     toast(t(problem === "denied" ? "gps_denied" : "gps_unavailable"));
@@ -375,6 +488,8 @@ function showWalk() {
   $("#cancel").addEventListener("click", closeSheet);
   $("#save").addEventListener("click", save);
   $("#photo").addEventListener("change", (changed) => addPhoto(changed.target));
+  $("#nearby-yes").addEventListener("click", () => answerNearby(true));
+  $("#nearby-no").addEventListener("click", () => answerNearby(false));
   feedback = createFeedback({ slug, api, t, toast, onUnauthorised: rejoin,
     onOpen: () => { if (draft) closeSheet(); } });
   map.on("click", (clicked) => { if (draft) moveDraft(clicked.latlng); });
@@ -390,6 +505,7 @@ function showWalk() {
   outbox.all().then(render);
   outbox.flush(true);
   loadServerPoints();
+  loadReference();
   feedback.offer();
   // Signed out (erased, or asked to join again), the phone asks the server nothing.
   window.addEventListener("online", () => { if (token) outbox.flush(true); });
@@ -397,6 +513,7 @@ function showWalk() {
     if (document.visibilityState !== "visible" || !token) return;
     outbox.flush(true);
     loadServerPoints();
+    loadReference();
     feedback.offer();
   });
   setInterval(() => { if (token) outbox.flush(); }, 10000);

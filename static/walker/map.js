@@ -1,5 +1,6 @@
 // The walker's map: tiles as the deployment sets them, the event zone, the walker's live GPS
-// position with its accuracy circle (followed until the walker pans), and the points.
+// position with its accuracy circle (followed until the walker pans), the points, and the
+// reference dataset's rows to check (beneath the points: a walker's verdict sits on its row).
 /* global L */
 import { element } from "./form.js";
 import { errorText } from "./i18n.js";
@@ -15,6 +16,7 @@ export function createMap(container, state) {
   }).addTo(map);
   map.fitBounds(zone.getBounds(), { padding: [8, 8] });
   L.control.zoom({ position: "topright" }).addTo(map);
+  map.createPane("reference");  // walker.css puts it under the markers' pane
   return map;
 }
 
@@ -133,6 +135,10 @@ export function pointPopup(point, preset, lang, t, actions) {
   const title = element("h3", {}, ...(preset ? [presetIcon(preset), name] : [name]));
   const body = element("div", { class: "popup-body" },
     element("p", { class: "state", text: t(`state_${point.state}`) }), element("ul", {}, ...rows));
+  if (point.verdict) {
+    body.prepend(element("p", { class: "verdict",
+      text: t("ref_verdict", { verdict: t(`reference_verdict_${point.verdict}`) }) }));
+  }
   if (point.state === "rejected" && point.mine && point.review_reason) {
     const reason = t("rejected_reason", { reason: point.review_reason });
     body.append(element("p", { class: "reason", text: reason }));
@@ -158,4 +164,35 @@ function popupActions(point, t, actions) {
 function labelOf(preset, key, lang) {
   const field = preset && preset.fields.find((f) => f.key === key);
   return field ? field.label[lang] : key;
+}
+
+// A reference row's marker: a diamond, "?" to check, "✓" once checked (by anyone, or by this
+// walker's own verdict); its title names it for screen readers ("À vérifier : Mairie").
+export function referenceMarker(row, checked, t) {
+  const state = checked ? "checked" : "to-check";
+  const icon = L.divIcon({ className: `reference reference-${state}`, iconSize: [44, 44], iconAnchor: [22, 22],
+    html: `<span class="diamond" aria-hidden="true"><span>${checked ? "✓" : "?"}</span></span>` });
+  const marker = L.marker([row.lat, row.lon], { icon, keyboard: true, pane: "reference",
+    title: t(checked ? "ref_marker_checked" : "ref_marker_to_check", { title: row.title }) });
+  marker.on("add", () => { marker.getElement().dataset.referenceId = row.id; });
+  return marker;
+}
+
+// The popup of a reference row: its title, whether it was checked, and what the walker found
+// there (actions.confirmed, .different, .moved, .missing), unless they gave their verdict.
+export function referencePopup(row, verdict, t, actions) {
+  const state = verdict ? t("ref_state_mine", { verdict: t(`reference_verdict_${verdict}`) })
+    : t(row.checked ? "ref_state_checked" : "ref_state_to_check");
+  const popup = element("div", { class: "popup reference-popup" }, element("h3", { text: row.title }),
+    element("p", { class: "state", text: state }));
+  if (verdict) return popup;
+  const choices = ["confirmed", "different", "moved", "missing"].map((choice) => {
+    const button = element("button", { type: "button", class: `small choice-${choice}`,
+      text: t(`ref_choice_${choice}`) });
+    button.addEventListener("click", () => actions[choice](row));
+    return button;
+  });
+  popup.append(element("div", { class: "choices", role: "group", "aria-label": t("ref_choices") },
+    ...choices));
+  return popup;
 }

@@ -12,7 +12,7 @@ from test_organise import csrf
 from cartoparty.cli import cli
 from cartoparty.errors import Invalid
 from cartoparty.extensions import db
-from cartoparty.models import ReferenceRow
+from cartoparty.models import Event, ReferenceDataset, ReferenceRow
 from cartoparty.reference.store import import_reference
 
 OPENDATA = SHARED_DATA / "fr_opendata"
@@ -79,7 +79,8 @@ def test_importing_again_replaces_the_events_dataset_and_leaves_other_events_alo
 
 def test_a_file_of_which_nothing_loads_keeps_the_dataset_there(event):
     import_reference(event, DAE.encode(), "dae.csv", "dae")
-    report = import_reference(event, b"nom,lat,lon\nLyon,45.76,4.83\n", "lyon.csv", "csv")
+    report = import_reference(event, b"nom,lat,lon\nLyon,45.76,4.83\n", "lyon.csv", "csv",
+                              preset="defibrillator")
     assert (report.loaded, report.replaced, report.kept) == (0, 0, 2)
     assert [problem.code for _, problem in report.refused] == ["reference_outside_zone"]
     assert len(rows(event)) == 2
@@ -108,7 +109,7 @@ def test_geojson_features_are_loaded_with_their_properties(event):
     data = json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": "arbre-9", "geometry": {"type": "Point", "coordinates": [5.92, 45.565]},
          "properties": {"genre": "Tilia", "hauteur": 12, "tags": {"a": [1, 2]}}}]}).encode()
-    assert import_reference(event, data, "trees.geojson", "geojson").loaded == 1
+    assert import_reference(event, data, "trees.geojson", "geojson", preset="tree").loaded == 1
     stored = db.session.scalar(db.select(ReferenceRow).filter_by(event_id=event.id))
     assert stored.source_id == "arbre-9"
     assert stored.fields == {"genre": "Tilia", "hauteur": 12, "tags": {"a": [1, 2]}}
@@ -145,8 +146,21 @@ def test_the_command_takes_the_organisers_columns(runner, event, tmp_path):
     path.write_text("Code;Nord;Est\nB-7;45,565;5,92\n", encoding="cp1252")
     result = runner.invoke(cli, ["reference", "import", str(path), "--event", event.slug, "--kind", "csv",
                                  "--lat", "Nord", "--lon", "Est", "--id", "Code"])
+    assert result.exit_code == 1
+    assert "choose the preset walkers will check the rows with" in result.output
+    assert rows(event) == []
+    result = runner.invoke(cli, ["reference", "import", str(path), "--event", event.slug, "--kind", "csv",
+                                 "--lat", "Nord", "--lon", "Est", "--id", "Code",
+                                 "--preset", "bicycle_parking"])
     assert result.exit_code == 0, result.output
     assert rows(event) == [(2, "B-7", None, 45.565, 5.92)]
+    db.session.expire_all()
+    dataset = db.session.get(ReferenceDataset, event.id)
+    assert (dataset.preset, dataset.columns, dataset.delimiter) == (
+        "bicycle_parking", ["Code", "Nord", "Est"], ";")
+    assert (dataset.lat_column, dataset.lon_column, dataset.crs) == ("Nord", "Est", "EPSG:4326")
+    assert "bicycle_parking" in db.session.get(Event, event.id).presets
+    assert "now offers the preset bicycle_parking" in result.output
 
 
 def sign_in(client, event, email="alice@example.org"):

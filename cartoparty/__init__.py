@@ -62,11 +62,12 @@ def create_app(config=None):
     csrf.init_app(app)
     errors.register(app)
     from .reference import checks as reference_checks
+    from .reference import export as reference_export
     from .reference import page as reference_page
 
     for module in (api, events, submissions, photos, walker, accounts, organise, review,
                    reviewmap, matches, osm_check, osm_changes, osm_account, feedback, restitution,
-                   public, exports, privacy, reference_page, reference_checks):
+                   public, exports, privacy, reference_page, reference_export, reference_checks):
         app.register_blueprint(module.bp)
     walkers_api = {module.bp.name for module in (events, submissions, photos, feedback, privacy,
                                                  reference_checks)}

@@ -685,3 +685,47 @@ def reference_import(path, slug, kind, crs, lat, lon, id_name, preset, show):
     db.session.commit()
     for line in report.lines(show):
         click.echo(line)
+
+
+@reference_cli.command("export")
+@click.option("--event", "slug", required=True, help="The event's slug.")
+@click.option("-o", "--output", "path", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The file to write: the town's dataset, corrected, in its own format.")
+@click.option("--report", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the change report (CSV): each checked row, each field changed.")
+@click.option("--schema", type=click.Path(exists=True, dir_okay=False),
+              help="A Table Schema (JSON) to validate the written CSV against, e.g. schema-dae's.")
+@click.option("--show", default=100, show_default=True, help="How many validation errors to list.")
+def reference_export(slug, path, report, schema, show):
+    """Write the event's reference dataset back as the town gave it (same columns, delimiter,
+    CRS), corrected by the approved checks, with two more columns: verification_terrain and
+    date_verification. Rows refused at import are not in it. With --schema, exit 1 when the
+    written CSV is not valid against it."""
+    from .errors import CartopartyError
+    from .reference import export
+
+    event = _event(slug)
+    try:
+        dataset = export.dataset_of(event)
+        title = export.schema_title(schema) if schema else None
+        if schema and dataset.format != "csv":
+            raise click.ClickException("--schema validates a CSV; this dataset is GeoJSON")
+        counts = export.export(event, path, report)
+        errors = export.validate(path, schema, dataset.delimiter) if schema else []
+    except OSError as error:
+        where = error.filename or path
+        raise click.ClickException(f"cannot write {where}: {error.strerror or error}") from None
+    except CartopartyError as error:
+        raise click.ClickException(error.message) from None
+    told = ", ".join(f"{counts[outcome]} {outcome.replace('_', ' ')}" for outcome in export.WORDS)
+    click.echo(f"{path}: {sum(counts.values())} rows ({told}); rows refused at import are not in it")
+    if report:
+        click.echo(f"{report}: the change report")
+    for error in errors[:show]:
+        click.echo(f"  row {error['row'] or 'header'}, {error['field'] or '-'}: {error['message']}")
+    if len(errors) > show:
+        click.echo(f"  … and {len(errors) - show} more errors")
+    if errors:
+        raise click.ClickException(f"{len(errors)} error{'s' if len(errors) > 1 else ''} against {title}")
+    if schema:
+        click.echo(f"valid against {title}")

@@ -23,6 +23,7 @@ from .organise import render
 from .osm.upload import uploaded_counts
 from .presets import all_presets
 from .reference.checks import summary as reference_summary
+from .reference.export import changes as reference_changes
 from .walker import LEAFLET_VERSION
 
 bp = Blueprint("restitution", __name__)
@@ -99,6 +100,7 @@ REASONS = text("""
 """)
 
 MAX_MAP_POINTS = 5000
+MAX_REFERENCE_CHANGES = 200  # the whole report is the CSV on the organisers' reference page
 MAP_POINTS = text("""
     SELECT coalesce(json_agg(json_build_object('preset', preset, 'lat', round(ST_Y(geom)::numeric, 7),
                'lon', round(ST_X(geom)::numeric, 7), 'tags', tags) ORDER BY id), '[]')::text
@@ -149,6 +151,7 @@ def figures(event, zone):
     empty = {name: 0 for name in ("recorded", "approved", "pending", "rejected", "complete",
                                   "with_photo", "photos", "osm_checked", *ACCURACY)}
     total = total or {**empty, "median_accuracy": None}
+    summary = reference_summary(event)  # None without a town dataset
     return {
         "total": total,
         "walkers": db.session.scalar(text("SELECT count(*) FROM participant WHERE event_id = :id"),
@@ -164,7 +167,8 @@ def figures(event, zone):
         "timeline": _timeline(event, zone),
         "reasons": db.session.execute(REASONS, {"event_id": event.id}).mappings().all(),
         "uploaded": uploaded_counts(event),
-        "reference": reference_summary(event),
+        "reference": summary,
+        "reference_changes": reference_changes(event) if summary else [],
     }
 
 
@@ -198,6 +202,7 @@ def page(slug):
         "restitution/page.html", event=event, preview=preview, figures=figures(event, zone),
         state=map_state(event), presets=all_presets(), tz=zone,
         leaflet=f"/vendor/leaflet/{LEAFLET_VERSION}", max_map_points=MAX_MAP_POINTS,
+        max_reference_changes=MAX_REFERENCE_CHANGES,
         osm_site=current_app.config["OSM_AUTH_URL"]))
     # Publishing and unpublishing take effect at once; a preview is for its organisers only.
     response.headers["Cache-Control"] = "private, no-store" if preview else "no-cache"

@@ -235,6 +235,19 @@ def _csv_row(number, cells, names, columns):
     return row
 
 
+# The csv module's own default limit on a cell, held here whatever the process sets it to
+# (frictionless raises it for the whole process when it is imported).
+MAX_CELL = 131_072
+
+
+def _bounded(reader):
+    """The reader's rows, a csv.Error for a cell longer than MAX_CELL."""
+    for cells in reader:
+        if any(len(cell) > MAX_CELL for cell in cells):
+            raise csv.Error(f"a cell longer than {MAX_CELL} characters")
+        yield cells
+
+
 def read_csv(text, kind, lat=None, lon=None, id_name=None):
     """The Table of a CSV text, one row per non-blank line after the header."""
     # The delimiter is the header's: decimal commas in the rows cannot mislead it.
@@ -242,7 +255,7 @@ def read_csv(text, kind, lat=None, lon=None, id_name=None):
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     line, rows = 1, []
     try:
-        header = next((cells for cells in reader if any(cell.strip() for cell in cells)), None)
+        header = next((cells for cells in _bounded(reader) if any(cell.strip() for cell in cells)), None)
         if header is None:
             raise Invalid("reference_empty")
         header = [name.strip() for name in header]
@@ -251,7 +264,7 @@ def read_csv(text, kind, lat=None, lon=None, id_name=None):
             [column_key(name) for name in header], ID_NAMES.get(kind, ()))
         names = field_names(header)
         line = reader.line_num + 1
-        for cells in reader:
+        for cells in _bounded(reader):
             if any(cell.strip() for cell in cells):
                 rows.append(_csv_row(line, cells, names, (lat_index, lon_index, id_index)))
             line = reader.line_num + 1

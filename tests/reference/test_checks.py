@@ -262,3 +262,17 @@ def test_a_dataset_walkers_checked_is_not_replaced(client, event, walker, rows):
 def load_rows(event):
     return {row.source_id: row for row in db.session.scalars(
         db.select(ReferenceRow).filter_by(event_id=event.id))}
+
+
+def test_the_reference_page_offers_the_downloads_and_the_restitution_lists_the_changes(
+        client, event, organiser, walker, rows):
+    body = a_verdict(rows["D2"], "different", tags={"indoor": "no", "access": "yes",
+                                                    "defibrillator:location": "<i>Sous</i> le préau"})
+    post(client, walker, body)
+    approve(body["client_id"])
+    page = client.get("/organise/party/reference").get_data(as_text=True)
+    assert 'href="/organise/party/reference/export"' in page
+    assert 'href="/organise/party/reference/changes.csv"' in page
+    restitution = client.get("/r/party?lang=en").get_data(as_text=True)
+    assert "<td>D2</td><td>corrigé</td><td>acc_lib</td><td>non</td><td>oui</td>" in restitution
+    assert "&lt;i&gt;Sous&lt;/i&gt; le préau" in restitution and "<i>Sous" not in restitution

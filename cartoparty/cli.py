@@ -606,6 +606,10 @@ def main():
         sys.exit(1)
     except Exception as error:
         cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps psycopg's error
+        if isinstance(cause, psycopg.errors.UndefinedTable):  # a new database, or an old schema
+            click.echo("cartoparty: the database lacks cartoparty's tables: run "
+                       "`cartoparty db upgrade` (make run does it)", err=True)
+            sys.exit(1)
         if not isinstance(cause, psycopg.OperationalError):
             raise
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__

@@ -4,8 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
-from conftest import ZONE, make_event
+from conftest import ZONE, _server_dsn, make_event
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from cartoparty.auth import find_organiser
 from cartoparty.cli import cli
@@ -178,6 +181,23 @@ def test_console_script_reports_an_unreachable_database_in_one_line():
     assert result.returncode == 1
     assert result.stderr.startswith("cartoparty: cannot reach the database")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_asks_for_the_migrations_on_a_database_without_tables(database_url):
+    empty = f"{make_url(database_url).database}_no_tables"
+    with psycopg.connect(_server_dsn(database_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(empty)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(empty)))
+    try:
+        environment = {**os.environ, "DATABASE_URL": _server_dsn(database_url, empty)}
+        result = subprocess.run([str(CARTOPARTY), "reference", "export", "--event", "party", "-o", "x.csv"],
+                                capture_output=True, text=True, env=environment, timeout=60)
+    finally:
+        with psycopg.connect(_server_dsn(database_url, "postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(empty)))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "cartoparty: the database lacks cartoparty's tables: run `cartoparty db upgrade` (make run does it)"]
 
 
 # Imported only by the commands, jobs and pages that use them (issue 11): not by a plain command.
